@@ -1,0 +1,1 @@
+"""OGC API - Processes (accessibility, siting): built in later issues."""

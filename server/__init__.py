@@ -1,0 +1,1 @@
+"""Sejong administrative map server: OGC API Features, Tiles and Processes on PostGIS."""

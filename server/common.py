@@ -1,0 +1,108 @@
+"""Landing page, conformance and the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+
+from server.errors import OGCError
+from server.negotiate import HTML, JSON, OPENAPI_JSON, language, link, response_format, self_and_alternates
+from server.openapi import openapi_document
+from server.params import reject_unknown
+
+BP = Blueprint("common", __name__)
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/landing-page",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-common-1/1.0/conf/json",
+    "http://www.opengis.net/spec/ogcapi-common-2/1.0/conf/collections",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/html",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables-query-parameters",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/case-insensitive-comparison",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
+    "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
+]
+
+
+def _json(doc: Any, media: str = JSON) -> Response:
+    return Response(json.dumps(doc, ensure_ascii=False), mimetype=media)
+
+
+@BP.route("/")
+def landing() -> Response:
+    """Landing page with links to the API definition, conformance and data."""
+    reject_unknown(request.args, {"f", "lang"})
+    fmt = response_format([JSON, HTML])
+    lang = language()
+    meta = current_app.config["SEJONG"].metadata
+    doc = {
+        "title": meta.title.get(lang),
+        "description": meta.description.get(lang),
+        "links": [
+            *self_and_alternates("/", fmt, [JSON, HTML]),
+            link("service-desc", OPENAPI_JSON, "/api", "the API definition (OpenAPI 3.0, JSON)", f="json"),
+            link("service-doc", HTML, "/api", "the API documentation", f="html"),
+            link("conformance", JSON, "/conformance", "conformance classes", f="json"),
+            link("http://www.opengis.net/def/rel/ogc/1.0/conformance", JSON, "/conformance",
+                 "conformance classes", f="json"),
+            link("data", JSON, "/collections", "collections", f="json"),
+            link("http://www.opengis.net/def/rel/ogc/1.0/data", JSON, "/collections", "collections", f="json"),
+        ],
+    }
+    if fmt == HTML:
+        layers = current_app.config["REGISTRY"].public()
+        return Response(render_template("landing.html", doc=doc, layers=layers, lang=lang), mimetype=HTML)
+    return _json(doc)
+
+
+@BP.route("/conformance")
+def conformance() -> Response:
+    """The conformance classes this server implements."""
+    reject_unknown(request.args, {"f", "lang"})
+    fmt = response_format([JSON, HTML])
+    doc = {"links": self_and_alternates("/conformance", fmt, [JSON, HTML]), "conformsTo": CONFORMANCE}
+    if fmt == HTML:
+        return Response(render_template("conformance.html", doc=doc, lang=language()), mimetype=HTML)
+    return _json(doc)
+
+
+@BP.route("/api")
+def api() -> Response:
+    """OpenAPI 3.0 document (JSON) or its HTML rendering."""
+    reject_unknown(request.args, {"f", "lang"})
+    fmt = response_format([OPENAPI_JSON, HTML])
+    doc = openapi_document(current_app.config["SEJONG"], current_app.config["REGISTRY"].public())
+    if fmt == HTML:
+        return Response(render_template("api.html", doc=doc, lang=language()), mimetype=HTML)
+    return _json(doc, OPENAPI_JSON)
+
+
+@BP.route("/health")
+def health() -> Response:
+    """Liveness and database reachability."""
+    try:
+        with current_app.config["DB"].connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT postgis_lib_version()")
+            version = cur.fetchone()[0]
+    except Exception as err:  # reported, not raised: this is the health endpoint
+        raise OGCError("database unreachable") from err
+    return _json({"status": "ok", "postgis": version})

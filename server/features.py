@@ -1,0 +1,275 @@
+"""OGC API - Features (Parts 1, 2, 3) routes over the declared layers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+
+from layers.model import Layer
+from layers.sql import ItemsQuery, sql_count, sql_item, sql_items
+from server import crs as crs_mod
+from server.errors import NotFound
+from server.negotiate import (
+    GEOJSON,
+    HTML,
+    JSON,
+    SCHEMA_JSON,
+    href,
+    language,
+    link,
+    response_format,
+    self_and_alternates,
+)
+from server.params import ITEM_PARAMS, build_items_query, encode_cursor, reject_unknown
+
+BP = Blueprint("features", __name__)
+
+EXACT_COUNT_MAX_ROWS = 100_000  # numberMatched is exact below this many rows, omitted above
+TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+
+
+def _registry() -> Any:
+    return current_app.config["REGISTRY"]
+
+
+def _db() -> Any:
+    return current_app.config["DB"]
+
+
+def _json(doc: Any, media: str = JSON, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(doc, ensure_ascii=False), status=status, mimetype=media, headers=headers)
+
+
+def attribution(layer: Layer) -> str:
+    """Attribution text of every source behind a layer."""
+    texts = []
+    for p in layer.provenance:
+        if p.get("attribution") and p["attribution"] not in texts:
+            texts.append(p["attribution"])
+    return "; ".join(texts)
+
+
+def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, Any]:
+    """The collection description (identical in /collections and /collections/{id})."""
+    cfg = layer.config
+    path = f"/collections/{layer.id}"
+    bbox = list(layer.extent) if layer.extent else list(crs_mod.area_of_use(layer.srid))
+    extent: dict[str, Any] = {"spatial": {"bbox": [bbox], "crs": crs_mod.CRS84}}
+    if layer.temporal:
+        extent["temporal"] = {"interval": [list(layer.temporal)], "trs": TRS}
+    links = [
+        *self_and_alternates(path, current, [JSON, HTML]),
+        link("items", GEOJSON, f"{path}/items", "features as GeoJSON", f="json"),
+        link("items", HTML, f"{path}/items", "features as HTML", f="html"),
+        link("http://www.opengis.net/def/rel/ogc/1.0/queryables", SCHEMA_JSON, f"{path}/queryables",
+             "queryables"),
+    ]
+    licences = {p.get("licence") for p in layer.provenance if p.get("licence")}
+    for lic in sorted(licences):
+        links.append({"rel": "license", "type": HTML, "title": lic,
+                      "href": "https://opendatacommons.org/licenses/odbl/1-0/" if "ODbL" in lic
+                      else "https://www.kogl.or.kr/info/licenseType1.do"})
+    doc: dict[str, Any] = {
+        "id": layer.id,
+        "title": cfg.title.get(lang),
+        "description": cfg.description.get(lang),
+        "keywords": cfg.keywords,
+        "itemType": "feature",
+        "extent": extent,
+        "crs": [c.uri for c in crs_mod.supported(layer.srid)],
+        "storageCrs": crs_mod.epsg_uri(layer.srid),
+        "links": links,
+    }
+    attr = attribution(layer)
+    if attr:
+        doc["attribution"] = attr
+    if layer.provenance:
+        doc["provenance"] = layer.provenance
+    return doc
+
+
+@BP.route("/collections")
+def collections() -> Response:
+    """All public collections."""
+    reject_unknown(request.args, {"f", "lang"})
+    fmt = response_format([JSON, HTML])
+    lang = language()
+    layers = _registry().public()
+    doc = {
+        "links": self_and_alternates("/collections", fmt, [JSON, HTML]),
+        "collections": [collection_doc(layer, lang) for layer in layers],
+    }
+    if fmt == HTML:
+        return Response(render_template("collections.html", doc=doc, lang=lang), mimetype=HTML)
+    return _json(doc)
+
+
+@BP.route("/collections/<collection_id>")
+def collection(collection_id: str) -> Response:
+    """One collection."""
+    reject_unknown(request.args, {"f", "lang"})
+    layer = _registry().get(collection_id)
+    fmt = response_format([JSON, HTML])
+    lang = language()
+    doc = collection_doc(layer, lang, fmt)
+    if fmt == HTML:
+        return Response(render_template("collection.html", doc=doc, layer=layer, lang=lang), mimetype=HTML)
+    return _json(doc)
+
+
+@BP.route("/collections/<collection_id>/queryables")
+def queryables(collection_id: str) -> Response:
+    """JSON Schema of the properties a filter may use (Part 3)."""
+    reject_unknown(request.args, {"f", "lang"})
+    layer = _registry().get(collection_id)
+    fmt = response_format([SCHEMA_JSON, HTML])
+    lang = language()
+    gtype = layer.geometry_type.lower()
+    props: dict[str, Any] = {
+        "geometry": {"title": "geometry", "format": f"geometry-{_geom_format(gtype)}",
+                     "x-ogc-role": "primary-geometry"},
+    }
+    for col in layer.properties:
+        typ, fmt_ = col.json_type
+        entry: dict[str, Any] = {"title": layer.title_of(col.name, lang), "type": typ}
+        if fmt_:
+            entry["format"] = fmt_
+        if col.name == layer.config.id:
+            entry["x-ogc-role"] = "id"
+        if col.name == layer.config.datetime:
+            entry["x-ogc-role"] = "primary-instant"
+        props[col.name] = entry
+    doc = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": href(f"/collections/{layer.id}/queryables"),
+        "type": "object",
+        "title": layer.config.title.get(lang),
+        "properties": props,
+        "additionalProperties": False,
+    }
+    if fmt == HTML:
+        return Response(render_template("queryables.html", doc=doc, layer=layer, lang=lang), mimetype=HTML)
+    return _json(doc, SCHEMA_JSON)
+
+
+def _geom_format(gtype: str) -> str:
+    mapping = {"point": "point", "multipoint": "multipoint", "linestring": "linestring",
+               "multilinestring": "multilinestring", "polygon": "polygon", "multipolygon": "multipolygon"}
+    return mapping.get(gtype, "any")
+
+
+def _fetch_page(layer: Layer, q: ItemsQuery) -> tuple[str, int, Any, int | None]:
+    """(features text, numberReturned, last id, numberMatched or None) in one read-only transaction."""
+    with _db().connection() as conn, conn.cursor() as cur:
+        cur.execute(sql_items(layer, q))
+        text, returned, last = cur.fetchone()
+        matched: int | None = None
+        if layer.estimated_rows <= EXACT_COUNT_MAX_ROWS:
+            if not q.where and q.after is None and q.offset == 0 and returned < q.limit:
+                matched = returned
+            else:
+                cur.execute(sql_count(layer, q))
+                matched = int(cur.fetchone()[0])
+    return text, int(returned), last, matched
+
+
+def _page_links(layer: Layer, q: ItemsQuery, fmt: str, returned: int, last: Any,
+                matched: int | None) -> list[dict[str, Any]]:
+    path = f"/collections/{layer.id}/items"
+    base = {k: v for k, v in request.args.items() if k not in ("f", "cursor", "offset")}
+    links = self_and_alternates(path, fmt, [GEOJSON, HTML], **{**base, **_paging_args(q)})
+    has_more = returned >= q.limit and (matched is None or q.offset + returned < matched)
+    if has_more:
+        nxt: dict[str, Any] = dict(base)
+        nxt["limit"] = q.limit
+        if q.order:
+            nxt["offset"] = q.offset + returned
+        else:
+            nxt["cursor"] = encode_cursor(q.offset + returned, last)
+        links.append(link("next", fmt, path, "next page", **nxt, f="json" if fmt != HTML else "html"))
+    if q.offset > 0:
+        prev = dict(base)
+        prev["limit"] = q.limit
+        prev["offset"] = max(q.offset - q.limit, 0)
+        links.append(link("prev", fmt, path, "previous page", **prev, f="json" if fmt != HTML else "html"))
+    links.append(link("collection", JSON, f"/collections/{layer.id}", "the collection", f="json"))
+    return links
+
+
+def _paging_args(q: ItemsQuery) -> dict[str, Any]:
+    if q.after is not None:
+        return {"cursor": request.args.get("cursor")}
+    if q.offset:
+        return {"offset": q.offset}
+    return {}
+
+
+def _crs_header(q: ItemsQuery) -> dict[str, str]:
+    return {"Content-Crs": f"<{q.out_crs.uri}>"}
+
+
+@BP.route("/collections/<collection_id>/items")
+def items(collection_id: str) -> Response:
+    """A page of features, built and serialised in PostGIS."""
+    layer = _registry().get(collection_id)
+    fmt = response_format([GEOJSON, HTML])
+    q, _ = build_items_query(layer, request.args, current_app.config["SEJONG"].server)
+    text, returned, last, matched = _fetch_page(layer, q)
+    links = _page_links(layer, q, fmt, returned, last, matched)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if fmt == HTML:
+        feats = json.loads(f"[{text}]")
+        return Response(render_template("items.html", layer=layer, features=feats, links=links,
+                                        matched=matched, lang=language(), attribution=attribution(layer)),
+                        mimetype=HTML)
+    head = {"type": "FeatureCollection", "timeStamp": stamp, "numberReturned": returned}
+    if matched is not None:
+        head["numberMatched"] = matched
+    head["links"] = links
+    prefix = json.dumps(head, ensure_ascii=False)[:-1] + ',"features":['
+
+    def body() -> Iterator[str]:
+        yield prefix
+        yield text
+        yield "]}"
+
+    return Response(body(), mimetype=GEOJSON, headers=_crs_header(q))
+
+
+@BP.route("/collections/<collection_id>/items/<feature_id>")
+def item(collection_id: str, feature_id: str) -> Response:
+    """One feature."""
+    layer = _registry().get(collection_id)
+    reject_unknown(request.args, ITEM_PARAMS)
+    fmt = response_format([GEOJSON, HTML])
+    q, _ = build_items_query(layer, {k: v for k, v in request.args.items() if k != "lang"},
+                             current_app.config["SEJONG"].server)
+    fid: Any = feature_id
+    if layer.id_column.json_type[0] == "integer":
+        try:
+            fid = int(feature_id)
+        except ValueError:
+            raise NotFound(f"feature {feature_id!r} not found in {layer.id}") from None
+        if not -(2**63) <= fid < 2**63:
+            raise NotFound(f"feature {feature_id!r} not found in {layer.id}")
+    with _db().connection() as conn, conn.cursor() as cur:
+        cur.execute(sql_item(layer, q, fid))
+        row = cur.fetchone()
+    if row is None:
+        raise NotFound(f"feature {feature_id!r} not found in {layer.id}")
+    feature = json.loads(row[0])
+    path = f"/collections/{layer.id}/items/{feature_id}"
+    extra = {k: v for k, v in request.args.items() if k != "f"}
+    feature["links"] = [
+        *self_and_alternates(path, fmt, [GEOJSON, HTML], **extra),
+        link("collection", JSON, f"/collections/{layer.id}", "the collection", f="json"),
+    ]
+    if fmt == HTML:
+        return Response(render_template("item.html", layer=layer, feature=feature, lang=language(),
+                                        attribution=attribution(layer)), mimetype=HTML)
+    return _json(feature, GEOJSON, headers=_crs_header(q))
+

@@ -1,0 +1,79 @@
+"""Content negotiation, language choice and absolute links."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import current_app, request
+
+from server.errors import InvalidParameterValue
+
+JSON = "application/json"
+GEOJSON = "application/geo+json"
+HTML = "text/html"
+OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
+SCHEMA_JSON = "application/schema+json"
+
+_F_VALUES = {"json": JSON, "geojson": GEOJSON, "html": HTML, "jsonschema": SCHEMA_JSON}
+
+
+def response_format(offered: list[str]) -> str:
+    """The media type to answer with: ?f=… first, then Accept, then the first offered."""
+    jsonish = [m for m in offered if m != HTML]
+    f = request.args.get("f")
+    if f is not None:
+        if f == "html" and HTML in offered:
+            return HTML
+        if f in ("json", "geojson", "jsonschema") and jsonish:
+            return jsonish[0]
+        names = (["json"] if jsonish else []) + (["html"] if HTML in offered else [])
+        raise InvalidParameterValue(f"f={f!r} is not offered here; use one of: {', '.join(names)}")
+    if not request.headers.get("Accept"):
+        return offered[0]
+    best = request.accept_mimetypes.best_match([*offered, JSON])
+    if best is None:
+        return offered[0]
+    if best not in offered:
+        return jsonish[0] if jsonish else offered[0]
+    return best
+
+
+def language() -> str:
+    """ko (default) or en, from ?lang= or Accept-Language."""
+    lang = request.args.get("lang")
+    if lang:
+        return "en" if lang.lower().startswith("en") else "ko"
+    best = request.accept_languages.best_match(["ko", "en"])
+    return best or "ko"
+
+
+def base_url() -> str:
+    """Public base URL of the service (no trailing slash)."""
+    return str(current_app.config["SEJONG"].server.url)
+
+
+def href(path: str, **params: Any) -> str:
+    """Absolute URL of a path with query parameters (None values dropped)."""
+    clean = {k: v for k, v in params.items() if v is not None}
+    query = f"?{urlencode(clean)}" if clean else ""
+    return f"{base_url()}{path}{query}"
+
+
+def link(rel: str, type_: str, path: str, title: str | None = None, **params: Any) -> dict[str, Any]:
+    """A link object."""
+    out: dict[str, Any] = {"rel": rel, "type": type_, "href": href(path, **params)}
+    if title:
+        out["title"] = title
+    return out
+
+
+def self_and_alternates(path: str, current: str, offered: list[str], **params: Any) -> list[dict[str, Any]]:
+    """self link for the current representation, alternate links for the others."""
+    names = {JSON: "json", GEOJSON: "json", HTML: "html", SCHEMA_JSON: "json"}
+    out = []
+    for media in offered:
+        rel = "self" if media == current else "alternate"
+        out.append(link(rel, media, path, f"this document as {names[media].upper()}" if rel == "self" else
+                        f"this document as {names[media].upper()}", f=names[media], **params))
+    return out

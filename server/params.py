@@ -1,0 +1,237 @@
+"""Parsing and validation of OGC API Features query parameters (every failure is a 400 that says what to fix)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg2 import sql
+
+from layers.model import Layer
+from layers.sql import ItemsQuery, sql_bbox_filter
+from server import crs as crs_mod
+from server.config import ServerConfig
+from server.errors import InvalidParameterValue
+
+COMMON_PARAMS = {"f", "lang"}
+ITEMS_PARAMS = COMMON_PARAMS | {
+    "limit", "offset", "cursor", "bbox", "bbox-crs", "crs", "datetime", "properties", "sortby",
+    "filter", "filter-lang", "filter-crs", "skipGeometry",
+}
+ITEM_PARAMS = COMMON_PARAMS | {"crs", "properties", "skipGeometry"}
+
+
+def reject_unknown(args: Any, allowed: set[str]) -> None:
+    """400 for a query parameter this endpoint does not define."""
+    for name in args:
+        if name not in allowed:
+            raise InvalidParameterValue(
+                f"unknown query parameter {name!r}; this endpoint accepts: {', '.join(sorted(allowed))}")
+
+
+def parse_int(value: str, name: str, minimum: int) -> int:
+    """An integer parameter >= minimum."""
+    try:
+        number = int(value)
+    except ValueError:
+        raise InvalidParameterValue(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise InvalidParameterValue(f"{name} must be >= {minimum}, got {number}")
+    return number
+
+
+def parse_bbox(value: str) -> tuple[float, float, float, float]:
+    """bbox as 4 or 6 numbers (the height values of a 6-number bbox are ignored)."""
+    try:
+        nums = [float(v) for v in value.split(",")]
+    except ValueError:
+        raise InvalidParameterValue(f"bbox must be 4 or 6 comma-separated numbers, got {value!r}") from None
+    if len(nums) == 6:
+        nums = [nums[0], nums[1], nums[3], nums[4]]
+    if len(nums) != 4 or any(n != n or n in (float("inf"), float("-inf")) for n in nums):
+        raise InvalidParameterValue(f"bbox must be 4 or 6 comma-separated numbers, got {value!r}")
+    return (nums[0], nums[1], nums[2], nums[3])
+
+
+def bbox_condition(layer: Layer, bbox: tuple[float, float, float, float], bbox_crs: crs_mod.CrsInfo) -> sql.Composable:
+    """SQL condition for a bbox in any supported CRS, clipped to the storage CRS's area of use."""
+    if bbox_crs.srid == layer.srid and not bbox_crs.geographic:
+        x1, y1, x2, y2 = bbox
+        if bbox_crs.northing_first:
+            x1, y1, x2, y2 = y1, x1, y2, x2
+        if x1 > x2 or y1 > y2:
+            raise InvalidParameterValue("bbox lower corner must not exceed the upper corner")
+        return sql_bbox_filter(layer, [(x1, y1, x2, y2)], layer.srid)
+    west, south, east, north = crs_mod.bbox_to_lonlat(bbox, bbox_crs)
+    if south > north:
+        raise InvalidParameterValue("bbox south edge must not exceed the north edge")
+    boxes = [(west, south, east, north)] if west <= east else [(west, south, 180.0, north), (-180.0, south, east, north)]
+    aw, as_, ae, an = crs_mod.area_of_use(layer.srid)
+    clipped = []
+    for w, s, e, n in boxes:
+        w, s, e, n = max(w, aw), max(s, as_), min(e, ae), min(n, an)
+        if w <= e and s <= n:
+            clipped.append((w, s, e, n))
+    return sql_bbox_filter(layer, clipped, 4326)
+
+
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _instant(text: str) -> datetime | None:
+    if text in ("..", ""):
+        return None
+    try:
+        if _DATE_RE.match(text):
+            return datetime.fromisoformat(text).replace(tzinfo=UTC)
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidParameterValue(
+            f"datetime {text!r} is not RFC 3339 (e.g. 2022-01-01T00:00:00Z, 2022-01-01, or an interval a/b)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def datetime_condition(layer: Layer, value: str) -> sql.Composable | None:
+    """SQL for an instant or a closed/open interval on the layer's time column (None: no time column)."""
+    if not layer.config.datetime:
+        return None
+    col = sql.Identifier(layer.config.datetime)
+    if "/" in value:
+        start_s, end_s = value.split("/", 1)
+        start, end = _instant(start_s), _instant(end_s)
+        if start and end and start > end:
+            raise InvalidParameterValue("datetime interval start is after its end")
+        parts = []
+        if start:
+            parts.append(sql.SQL("{c} >= {v}").format(c=col, v=sql.Literal(start)))
+        if end:
+            if _DATE_RE.match(end_s):  # a whole day: up to its end
+                end = end.replace(hour=23, minute=59, second=59, microsecond=999999)
+            parts.append(sql.SQL("{c} <= {v}").format(c=col, v=sql.Literal(end)))
+        return sql.SQL(" AND ").join(parts) if parts else None
+    instant = _instant(value)
+    if instant is None:
+        raise InvalidParameterValue("datetime '..' is only allowed as one end of an interval")
+    if _DATE_RE.match(value):
+        day_end = instant.replace(hour=23, minute=59, second=59, microsecond=999999)
+        return sql.SQL("{c} BETWEEN {a} AND {b}").format(c=col, a=sql.Literal(instant), b=sql.Literal(day_end))
+    return sql.SQL("{c} = {v}").format(c=col, v=sql.Literal(instant))
+
+
+def parse_properties(layer: Layer, value: str) -> list[Any]:
+    """properties=a,b as columns (unknown names are a 400)."""
+    cols = []
+    for name in [v.strip() for v in value.split(",") if v.strip()]:
+        col = layer.column(name)
+        if col is None:
+            raise InvalidParameterValue(
+                f"unknown property {name!r}; available: {', '.join(c.name for c in layer.properties)}")
+        cols.append(col)
+    return cols
+
+
+def parse_sortby(layer: Layer, value: str) -> list[tuple[str, bool]]:
+    """sortby=+a,-b as (column, descending)."""
+    order = []
+    for item in [v.strip() for v in value.split(",") if v.strip()]:
+        desc = item.startswith("-")
+        name = item.lstrip("+-").strip()
+        if name.endswith(" DESC") or name.endswith(" ASC"):
+            desc = name.endswith(" DESC")
+            name = name.rsplit(" ", 1)[0]
+        if layer.column(name) is None:
+            raise InvalidParameterValue(
+                f"cannot sort by {name!r}; sortable: {', '.join(c.name for c in layer.properties)}")
+        order.append((name, desc))
+    return order
+
+
+def encode_cursor(offset: int, last_id: Any) -> str:
+    """Opaque keyset cursor: the next page's offset and the last id seen."""
+    raw = json.dumps([offset, last_id], separators=(",", ":"), default=str).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> tuple[int, Any]:
+    """Inverse of encode_cursor (400 when tampered with)."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        offset, last = json.loads(raw)
+        if not isinstance(offset, int) or offset < 0 or not isinstance(last, (int, str)):
+            raise ValueError
+        return offset, last
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise InvalidParameterValue("cursor is not valid; follow the next link as given") from None
+
+
+def parse_filter(layer: Layer, args: Any) -> sql.Composable | None:
+    """CQL2 text or JSON filter (Part 3) as SQL."""
+    text = args.get("filter")
+    if text is None:
+        return None
+    from server import cql
+
+    lang = args.get("filter-lang")
+    if lang not in (None, "cql2-text", "cql2-json"):
+        raise InvalidParameterValue(f"filter-lang {lang!r} is not supported; use cql2-text or cql2-json")
+    filter_srid = 4326
+    if args.get("filter-crs"):
+        filter_srid = crs_mod.parse_crs(args["filter-crs"], layer.srid, "filter-crs").srid
+    queryables = {c.name: cql.Queryable(column=c.name, type=c.cql_type) for c in layer.properties}
+    queryables[layer.config.geometry] = cql.Queryable(column=layer.config.geometry, type="geometry")
+    queryables.setdefault("geometry", cql.Queryable(column=layer.config.geometry, type="geometry"))
+    try:
+        ast = cql.parse_filter(text, lang)
+        return cql.to_sql(ast, queryables, layer.config.geometry, layer.srid, filter_srid)
+    except cql.FilterError as err:
+        raise InvalidParameterValue(f"filter: {err}") from None
+
+
+def build_items_query(layer: Layer, args: Any, server: ServerConfig) -> tuple[ItemsQuery, dict[str, Any]]:
+    """Validate every items parameter and compose the query; also returns parsed values for links."""
+    queryable_names = {c.name for c in layer.properties}
+    reject_unknown(args, ITEMS_PARAMS | queryable_names)
+    limit = server.limit_default
+    if "limit" in args:
+        limit = min(parse_int(args["limit"], "limit", 1), server.limit_max)
+    offset = parse_int(args["offset"], "offset", 0) if "offset" in args else 0
+    out_crs = crs_mod.parse_crs(args["crs"], layer.srid) if "crs" in args else crs_mod.crs84()
+    q = ItemsQuery(out_crs=out_crs, limit=limit, offset=offset)
+    if "cursor" in args:
+        q.offset, q.after = decode_cursor(args["cursor"])
+        id_type = layer.id_column.json_type[0]
+        if (id_type == "integer") != isinstance(q.after, int):
+            raise InvalidParameterValue("cursor does not belong to this collection")
+    if "bbox" in args:
+        bbox_crs = (crs_mod.parse_crs(args["bbox-crs"], layer.srid, "bbox-crs") if "bbox-crs" in args
+                    else crs_mod.crs84())
+        q.where.append(bbox_condition(layer, parse_bbox(args["bbox"]), bbox_crs))
+    elif "bbox-crs" in args:
+        crs_mod.parse_crs(args["bbox-crs"], layer.srid, "bbox-crs")
+    if "datetime" in args:
+        cond = datetime_condition(layer, args["datetime"])
+        if cond is not None:
+            q.where.append(cond)
+    if "properties" in args:
+        q.properties = parse_properties(layer, args["properties"])
+    if "sortby" in args:
+        q.order = parse_sortby(layer, args["sortby"])
+    if "skipGeometry" in args:
+        if args["skipGeometry"] not in ("true", "false"):
+            raise InvalidParameterValue("skipGeometry must be true or false")
+        q.skip_geometry = args["skipGeometry"] == "true"
+    cql_cond = parse_filter(layer, args)
+    if cql_cond is not None:
+        q.where.append(cql_cond)
+    for name in (n for n in args if n in queryable_names):
+        col = layer.column(name)
+        assert col is not None
+        cast = sql.SQL("::text") if col.json_type[0] != "string" else sql.SQL("")
+        q.where.append(sql.SQL("{c}{cast} = {v}").format(c=sql.Identifier(name), cast=cast, v=sql.Literal(args[name])))
+    if q.order and q.after is not None:
+        raise InvalidParameterValue("cursor cannot be combined with sortby; use offset")
+    return q, {"limit": limit}
