@@ -21,6 +21,7 @@ from server.negotiate import (
     href,
     language,
     link,
+    link_header,
     response_format,
     self_and_alternates,
 )
@@ -30,6 +31,7 @@ BP = Blueprint("features", __name__)
 
 EXACT_COUNT_MAX_ROWS = 100_000  # numberMatched is exact below this many rows, omitted above
 TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
+QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 
 
 def _registry() -> Any:
@@ -65,8 +67,7 @@ def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, An
         *self_and_alternates(path, current, [JSON, HTML]),
         link("items", GEOJSON, f"{path}/items", "features as GeoJSON", f="json"),
         link("items", HTML, f"{path}/items", "features as HTML", f="html"),
-        link("http://www.opengis.net/def/rel/ogc/1.0/queryables", SCHEMA_JSON, f"{path}/queryables",
-             "queryables"),
+        link(QUERYABLES, SCHEMA_JSON, f"{path}/queryables", "queryables"),
     ]
     licences = {p.get("licence") for p in layer.provenance if p.get("licence")}
     for lic in sorted(licences):
@@ -116,9 +117,11 @@ def collection(collection_id: str) -> Response:
     fmt = response_format([JSON, HTML])
     lang = language()
     doc = collection_doc(layer, lang, fmt)
+    headers = {"Link": link_header(doc["links"])}
     if fmt == HTML:
-        return Response(render_template("collection.html", doc=doc, layer=layer, lang=lang), mimetype=HTML)
-    return _json(doc)
+        return Response(render_template("collection.html", doc=doc, layer=layer, lang=lang), mimetype=HTML,
+                        headers=headers)
+    return _json(doc, headers=headers)
 
 
 @BP.route("/collections/<collection_id>/queryables")
@@ -197,6 +200,7 @@ def _page_links(layer: Layer, q: ItemsQuery, fmt: str, returned: int, last: Any,
         prev["offset"] = max(q.offset - q.limit, 0)
         links.append(link("prev", fmt, path, "previous page", **prev, f="json" if fmt != HTML else "html"))
     links.append(link("collection", JSON, f"/collections/{layer.id}", "the collection", f="json"))
+    links.append(link(QUERYABLES, SCHEMA_JSON, f"/collections/{layer.id}/queryables", "queryables"))
     return links
 
 
@@ -208,8 +212,10 @@ def _paging_args(q: ItemsQuery) -> dict[str, Any]:
     return {}
 
 
-def _crs_header(q: ItemsQuery) -> dict[str, str]:
-    return {"Content-Crs": f"<{q.out_crs.uri}>"}
+def _headers(q: ItemsQuery, links: list[dict[str, Any]]) -> dict[str, str]:
+    """Content-Crs plus an RFC 8288 Link header carrying self, alternate and paging links."""
+    wanted = [lk for lk in links if lk["rel"] in ("self", "alternate", "next", "prev", "collection", QUERYABLES)]
+    return {"Content-Crs": f"<{q.out_crs.uri}>", "Link": link_header(wanted)}
 
 
 @BP.route("/collections/<collection_id>/items")
@@ -237,7 +243,7 @@ def items(collection_id: str) -> Response:
         yield text
         yield "]}"
 
-    return Response(body(), mimetype=GEOJSON, headers=_crs_header(q))
+    return Response(body(), mimetype=GEOJSON, headers=_headers(q, links))
 
 
 @BP.route("/collections/<collection_id>/items/<feature_id>")
@@ -271,5 +277,5 @@ def item(collection_id: str, feature_id: str) -> Response:
     if fmt == HTML:
         return Response(render_template("item.html", layer=layer, feature=feature, lang=language(),
                                         attribution=attribution(layer)), mimetype=HTML)
-    return _json(feature, GEOJSON, headers=_crs_header(q))
+    return _json(feature, GEOJSON, headers=_headers(q, feature["links"]))
 

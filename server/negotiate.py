@@ -77,3 +77,8 @@ def self_and_alternates(path: str, current: str, offered: list[str], **params: A
         out.append(link(rel, media, path, f"this document as {names[media].upper()}" if rel == "self" else
                         f"this document as {names[media].upper()}", f=names[media], **params))
     return out
+
+
+def link_header(links: list[dict[str, Any]]) -> str:
+    """RFC 8288 Link header value for a document's links."""
+    return ", ".join(f'<{lk["href"]}>; rel="{lk["rel"]}"; type="{lk["type"]}"' for lk in links if lk.get("type"))

@@ -94,6 +94,18 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
                            _F_PARAM, _LANG_PARAM],
             "responses": {**_ok("feature", geojson), "404": {"$ref": "#/components/responses/NotFound"}}}},
     }
+    for layer in layers:
+        qparams = [_q(c.name, f"{c.name} equals (queryable)", {"type": c.json_type[0]})
+                   for c in layer.properties if c.json_type[0] in ("string", "integer", "number", "boolean")]
+        fixed = [p for p in items_params if p is not collection_id]
+        paths[f"/collections/{layer.id}/items"] = {"get": {
+            "operationId": f"getFeatures_{layer.id}", "summary": f"{layer.config.title.en} ({layer.config.title.ko})",
+            "tags": [layer.id], "parameters": fixed + qparams,
+            "responses": {**_ok("features", geojson), "404": {"$ref": "#/components/responses/NotFound"}}}}
+        paths[f"/collections/{layer.id}/items/{{featureId}}"] = {"get": {
+            "operationId": f"getFeature_{layer.id}", "summary": f"one feature of {layer.id}", "tags": [layer.id],
+            "parameters": [feature_id, crs_param, _F_PARAM, _LANG_PARAM],
+            "responses": {**_ok("feature", geojson), "404": {"$ref": "#/components/responses/NotFound"}}}}
     exception = {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}
     return {
         "openapi": "3.0.3",

@@ -191,6 +191,29 @@ def parse_filter(layer: Layer, args: Any) -> sql.Composable | None:
         raise InvalidParameterValue(f"filter: {err}") from None
 
 
+def typed_value(kind: str, text: str, name: str) -> Any:
+    """A queryable's query-parameter value converted to the column's type (400 when it does not convert)."""
+    try:
+        if kind == "integer":
+            return int(text)
+        if kind == "number":
+            return float(text)
+        if kind == "boolean":
+            if text not in ("true", "false"):
+                raise ValueError
+            return text == "true"
+        if kind in ("date", "timestamp"):
+            value = _instant(text)
+            if value is None:
+                raise ValueError
+            return value.date() if kind == "date" and _DATE_RE.match(text) else value
+    except (ValueError, InvalidParameterValue):
+        raise InvalidParameterValue(f"{name}={text!r}: expected a {kind} value") from None
+    if kind in ("object", "array", "geometry"):
+        raise InvalidParameterValue(f"{name} cannot be used as a query parameter; use filter=")
+    return text
+
+
 def build_items_query(layer: Layer, args: Any, server: ServerConfig) -> tuple[ItemsQuery, dict[str, Any]]:
     """Validate every items parameter and compose the query; also returns parsed values for links."""
     queryable_names = {c.name for c in layer.properties}
@@ -230,8 +253,8 @@ def build_items_query(layer: Layer, args: Any, server: ServerConfig) -> tuple[It
     for name in (n for n in args if n in queryable_names):
         col = layer.column(name)
         assert col is not None
-        cast = sql.SQL("::text") if col.json_type[0] != "string" else sql.SQL("")
-        q.where.append(sql.SQL("{c}{cast} = {v}").format(c=sql.Identifier(name), cast=cast, v=sql.Literal(args[name])))
+        value = typed_value(col.cql_type, args[name], name)
+        q.where.append(sql.SQL("{c} = {v}").format(c=sql.Identifier(name), v=sql.Literal(value)))
     if q.order and q.after is not None:
         raise InvalidParameterValue("cursor cannot be combined with sortby; use offset")
     return q, {"limit": limit}

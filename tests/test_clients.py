@@ -1,0 +1,92 @@
+"""Independent clients against the live server: GDAL/OGR's OAPIF driver, OWSLib and the ogctests suite."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+OGRINFO = "ogrinfo"
+OGR2OGR = "ogr2ogr"
+
+
+def run(cmd: list[str], timeout: int = 180) -> str:
+    """Run a client command; its failure fails the test with the client's own output."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_gdal_lists_layers_and_counts_648_bike_stations(live_server: str) -> None:
+    listing = run([OGRINFO, "-ro", f"OAPIF:{live_server}/"])
+    assert "bike_stations" in listing and "street_lights" in listing
+    summary = run([OGRINFO, "-ro", "-so", f"OAPIF:{live_server}/", "bike_stations"])
+    assert "Feature Count: 648" in summary
+    assert "Point" in summary
+
+
+def test_gdal_bbox_goes_to_server(live_server: str) -> None:
+    out = run([OGRINFO, "-ro", "-q", "-al", "-spat", "127.24", "36.46", "127.30", "36.52",
+               f"OAPIF:{live_server}/", "bike_stations"])
+    n = out.count("OGRFeature(bike_stations)")
+    assert 10 < n < 648
+
+
+def test_ogr2ogr_follows_next_links(live_server: str, tmp_path: Path) -> None:
+    out = tmp_path / "lights.geojson"
+    run([OGR2OGR, "-f", "GeoJSON", str(out), f"OAPIF:{live_server}/", "street_lights", "-oo", "PAGE_SIZE=5000"],
+        timeout=300)
+    doc = json.loads(out.read_text())
+    assert len(doc["features"]) == 15460
+    assert len({f["properties"].get("id") for f in doc["features"]}) == 15460
+
+
+def test_owslib_features_in_epsg5186(live_server: str) -> None:
+    from owslib.ogcapi.features import Features
+
+    api = Features(live_server)
+    assert "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs" in api.conformance()["conformsTo"]
+    ids = [c["id"] for c in api.collections()["collections"]]
+    assert "bike_stations" in ids
+    page = api.collection_items("bike_stations", limit=5, crs="http://www.opengis.net/def/crs/EPSG/0/5186")
+    assert page["numberReturned"] == 5
+    north, east = page["features"][0]["geometry"]["coordinates"]
+    assert 380_000 < north < 480_000 and 180_000 < east < 260_000  # Sejong in Korea 2000 / Central Belt 2010
+    q = api.collection_queryables("bike_stations")
+    assert "docks" in q["properties"]
+    filtered = api.collection_items("bike_stations", limit=1000, filter="docks >= 20")
+    assert filtered["numberReturned"] == filtered["numberMatched"]
+    assert all(f["properties"]["docks"] >= 20 for f in filtered["features"])
+
+
+def _ogctests_dir() -> Path:
+    import ogctests
+
+    return Path(ogctests.__file__).parent
+
+
+def test_ogctests_features_core(live_server: str, tmp_path: Path) -> None:
+    env = dict(os.environ, INSTANCE_URL=live_server)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(_ogctests_dir() / "features" / "core"),
+         f"--junitxml={tmp_path / 'ogctests.xml'}"],
+        capture_output=True, text=True, env=env, timeout=600, check=False, cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert " passed" in proc.stdout and " failed" not in proc.stdout
+
+
+@pytest.mark.parametrize("path", ["/", "/collections", "/collections/bike_stations/items?limit=3"])
+def test_html_pages_render(live_server: str, path: str) -> None:
+    import requests
+
+    resp = requests.get(f"{live_server}{path}", headers={"Accept": "text/html"}, timeout=30)
+    assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")
+    assert "<html" in resp.text
+
+
