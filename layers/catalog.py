@@ -21,6 +21,14 @@ def columns(conn: Any, table: str) -> list[tuple[str, str]]:
         return [(r[0], r[1]) for r in cur.fetchall()]
 
 
+def is_empty(conn: Any, cfg: LayerConfig) -> bool:
+    """Whether the table has no rows at all."""
+    with conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {t})").format(
+            t=sql.Identifier(cfg.schema_name, cfg.table_name)))
+        return bool(cur.fetchone()[0])
+
+
 def geometry_info(conn: Any, cfg: LayerConfig) -> tuple[int, str]:
     """SRID and geometry type from geometry_columns, falling back to the first row."""
     with conn.cursor() as cur:

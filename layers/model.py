@@ -128,6 +128,9 @@ def resolve(conn: Any, layer_id: str, cfg: LayerConfig) -> Layer | None:
         if needed not in names:
             LOGGER.warning("layer %s: column %s missing in %s; not served", layer_id, needed, cfg.table)
             return None
+    if catalog.is_empty(conn, cfg):
+        LOGGER.info("layer %s: %s has no rows yet; published once loaded", layer_id, cfg.table)
+        return None
     srid, gtype = catalog.geometry_info(conn, cfg)
     module = layer_module(layer_id)
     titles = dict(getattr(module, "PROPERTIES", {}) or {})

@@ -85,7 +85,8 @@ def sql_items(layer: Layer, q: ItemsQuery) -> sql.Composable:
     ).format(
         feature=sql_feature_text(layer, q), id=sql.Identifier(layer.config.id), table=layer.table, cond=cond,
         order=sql_order(layer, q), limit=sql.Literal(int(q.limit)),
-        offset=sql.SQL(" OFFSET {}").format(sql.Literal(int(q.offset))) if q.offset else sql.SQL(""),
+        offset=(sql.SQL(" OFFSET {}").format(sql.Literal(int(q.offset))) if q.offset and q.after is None
+                else sql.SQL("")),
     )
     return query
 
