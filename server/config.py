@@ -35,8 +35,8 @@ class TilesConfig(BaseModel):
     """Vector-tile options of a layer."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    minzoom: int = Field(0, ge=0, le=24)
-    maxzoom: int = Field(18, ge=0, le=24)
+    minzoom: int = Field(default=0, ge=0, le=24)
+    maxzoom: int = Field(default=18, ge=0, le=24)
 
 
 class LayerConfig(BaseModel):
@@ -80,9 +80,9 @@ class ServerConfig(BaseModel):
     bind: str = "127.0.0.1:5000"
     workers: int = 2
     threads: int = 4
-    limit_default: int = Field(10, ge=1)
-    limit_max: int = Field(10000, ge=1)
-    statement_timeout_ms: int = Field(15000, ge=100)
+    limit_default: int = Field(default=10, ge=1)
+    limit_max: int = Field(default=10000, ge=1)
+    statement_timeout_ms: int = Field(default=15000, ge=100)
     cors: str | None = "*"
 
     @field_validator("url")

@@ -1,4 +1,4 @@
-"""OGC API Features Part 3 (CQL2) filters: parse cql2-text / cql2-json and translate to a PostgreSQL WHERE clause.
+"""OGC API Features Part 3 (CQL2) filters: parse cql2-text or cql2-json, translate to SQL WHERE clauses.
 
 Parsing produces pygeofilter AST nodes (``pygeofilter.ast`` / ``pygeofilter.values``) plus the few node
 types below that pygeofilter 0.4.0 lacks (``TimeIntersects``, ``Arith`` for ``%``/``div``/``^``).
@@ -207,6 +207,11 @@ def _bbox(coords: Sequence[Any]) -> values.Envelope:
     return values.Envelope(nums[0], nums[2], nums[1], nums[3])
 
 
+_GEOMETRY_TYPES = ("point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+                   "geometrycollection")
+MAX_FILTER_LENGTH = 10_000  # characters; the Earley parser is roughly linear but not fast
+
+
 def _function(name: str, args: list[Any]) -> Any:
     """Build the node for a function-call syntax (predicates, CASEI, DATE, ...)."""
     low = name.lower()
@@ -256,6 +261,8 @@ def _function(name: str, args: list[Any]) -> Any:
         return values.Interval(_interval_end(args[0]), _interval_end(args[1]))
     if low == "bbox":
         return _bbox(args)
+    if low in _GEOMETRY_TYPES:
+        raise FilterError(f"invalid {name.upper()} geometry literal: coordinates are 'x y', separated by commas")
     raise FilterError(f"function '{name}' is not supported")
 
 
@@ -445,9 +452,10 @@ def _parse_text(text: str) -> Any:
     try:
         tree = _text_parser().parse(text)
     except UnexpectedCharacters as exc:
+        pos = exc.pos_in_stream or 0
         raise FilterError(
-            f"cql2-text syntax error at line {exc.line} column {exc.column}: unexpected "
-            f"{text[exc.pos_in_stream:exc.pos_in_stream + 20]!r}"
+            f"cql2-text syntax error at line {exc.line} column {exc.column}: "
+            f"unexpected {text[pos:pos + 20]!r}"
         ) from None
     except UnexpectedEOF:
         raise FilterError("cql2-text syntax error: the filter ends unexpectedly") from None
@@ -466,7 +474,7 @@ def _parse_text(text: str) -> Any:
 # --------------------------------------------------------------------------------------- cql2-json parser
 
 
-def _json_node(node: Any) -> Any:  # noqa: C901 - a dispatch table in code
+def _json_node(node: Any) -> Any:
     if node is None:
         raise FilterError("null is not allowed in a cql2-json filter")
     if isinstance(node, bool | int | float | str):
@@ -567,7 +575,8 @@ def _parse_json(value: str | dict[str, Any]) -> Any:
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise FilterError(f"cql2-json is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+            raise FilterError(
+                f"cql2-json is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(value, dict | bool):
         raise FilterError("cql2-json filter must be a JSON object")
     return _json_node(value)
@@ -583,11 +592,16 @@ def parse_filter(text_or_json: str | dict[str, Any], lang: str | None) -> Any:
     if lang is None:
         lang = "cql2-json" if isinstance(text_or_json, dict) or text_or_json.lstrip().startswith("{") \
             else "cql2-text"
-    if lang == "cql2-json":
-        return _parse_json(text_or_json)
-    if not isinstance(text_or_json, str):
-        raise FilterError("cql2-text filter must be a string")
-    return _parse_text(text_or_json)
+    if isinstance(text_or_json, str) and len(text_or_json) > MAX_FILTER_LENGTH:
+        raise FilterError(f"filter is too long (more than {MAX_FILTER_LENGTH} characters)")
+    try:
+        if lang == "cql2-json":
+            return _parse_json(text_or_json)
+        if not isinstance(text_or_json, str):
+            raise FilterError("cql2-text filter must be a string")
+        return _parse_text(text_or_json)
+    except RecursionError:
+        raise FilterError("filter is nested too deeply") from None
 
 
 # ------------------------------------------------------------------------------------------ SQL generation
@@ -680,7 +694,7 @@ class _Compiler:
         return _Val(sql.Identifier(q.column), q.type)
 
     # ---- scalars
-    def scalar(self, node: Any) -> _Val:  # noqa: C901
+    def scalar(self, node: Any) -> _Val:
         if isinstance(node, ast.Attribute):
             return self.prop(node.name)
         if isinstance(node, float) and not math.isfinite(node):
@@ -772,7 +786,8 @@ class _Compiler:
         if _family(a.type) != _family(b.type):
             raise FilterError(f"type mismatch in {what}: {_describe(a)} vs {_describe(b)}")
         if a.type == "geometry":
-            raise FilterError(f"geometries cannot be used in {what}; use spatial functions (S_INTERSECTS, ...)")
+            raise FilterError(
+                f"geometries cannot be used in {what}; use spatial functions (S_INTERSECTS, ...)")
         return a, b
 
     @staticmethod
@@ -786,7 +801,8 @@ class _Compiler:
         if isinstance(node, values.Envelope):
             x1, x2, y1, y2 = node.x1, node.x2, node.y1, node.y2
             if x1 > x2 and self.filter_srid == 4326 and not self.swap_xy:
-                geom: Any = shapely.MultiPolygon([shapely.box(x1, y1, 180.0, y2), shapely.box(-180.0, y1, x2, y2)])
+                geom: Any = shapely.MultiPolygon(
+                    [shapely.box(x1, y1, 180.0, y2), shapely.box(-180.0, y1, x2, y2)])
             else:
                 geom = shapely.box(min(x1, x2), y1, max(x1, x2), y2)
         else:
@@ -863,14 +879,15 @@ class _Compiler:
         return sql.SQL(templates[name]).format(s1=s1, e1=e1, s2=s2, e2=e2)
 
     # ---- predicates
-    def predicate(self, node: Any) -> sql.Composable:  # noqa: C901
+    def predicate(self, node: Any) -> sql.Composable:
         if isinstance(node, bool):
             return sql.SQL("TRUE" if node else "FALSE")
         if isinstance(node, ast.Include):
             return sql.SQL("FALSE" if node.not_ else "TRUE")
         if isinstance(node, ast.And | ast.Or):
             word = " AND " if isinstance(node, ast.And) else " OR "
-            return sql.SQL("({})").format(sql.SQL(word).join([self.predicate(node.lhs), self.predicate(node.rhs)]))
+            parts = [self.predicate(node.lhs), self.predicate(node.rhs)]
+            return sql.SQL("({})").format(sql.SQL(word).join(parts))
         if isinstance(node, ast.Not):
             return sql.SQL("(NOT {})").format(self.predicate(node.sub_node))
         if isinstance(node, ast.Comparison):
@@ -925,7 +942,8 @@ class _Compiler:
             if self.storage_srid != 4326:
                 a = sql.SQL("ST_Transform({}, 4326)").format(a)
                 b = sql.SQL("ST_Transform({}, 4326)").format(b)
-            return sql.SQL("ST_DWithin(({})::geography, ({})::geography, {})").format(a, b, sql.Literal(meters))
+            return sql.SQL("ST_DWithin(({})::geography, ({})::geography, {})").format(
+                a, b, sql.Literal(meters))
         if isinstance(node, ast.TemporalPredicate | TimeIntersects):
             return self.temporal(node)
         if isinstance(node, ast.Function):
@@ -944,4 +962,7 @@ def to_sql(ast_node: Any, queryables: dict[str, Queryable], geometry_column: str
     ``filter_crs_swap_xy=True`` when the filter-crs has lat/lon axis order, e.g. EPSG:4326 by URI).
     """
     compiler = _Compiler(queryables, geometry_column, storage_srid, filter_crs_srid, filter_crs_swap_xy)
-    return compiler.predicate(ast_node)
+    try:
+        return compiler.predicate(ast_node)
+    except RecursionError:
+        raise FilterError("filter is nested too deeply") from None

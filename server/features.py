@@ -69,7 +69,7 @@ def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, An
         link("items", HTML, f"{path}/items", "features as HTML", f="html"),
         link(QUERYABLES, SCHEMA_JSON, f"{path}/queryables", "queryables"),
     ]
-    licences = {p.get("licence") for p in layer.provenance if p.get("licence")}
+    licences = {str(p["licence"]) for p in layer.provenance if p.get("licence")}
     for lic in sorted(licences):
         links.append({"rel": "license", "type": HTML, "title": lic,
                       "href": "https://opendatacommons.org/licenses/odbl/1-0/" if "ODbL" in lic
@@ -195,7 +195,7 @@ def _page_links(layer: Layer, q: ItemsQuery, fmt: str, returned: int, last: Any,
             nxt["cursor"] = encode_cursor(q.offset + returned, last)
         links.append(link("next", fmt, path, "next page", **nxt, f="json" if fmt != HTML else "html"))
     if q.offset > 0:
-        prev = dict(base)
+        prev: dict[str, Any] = dict(base)
         prev["limit"] = q.limit
         prev["offset"] = max(q.offset - q.limit, 0)
         links.append(link("prev", fmt, path, "previous page", **prev, f="json" if fmt != HTML else "html"))
@@ -232,7 +232,7 @@ def items(collection_id: str) -> Response:
         return Response(render_template("items.html", layer=layer, features=feats, links=links,
                                         matched=matched, lang=language(), attribution=attribution(layer)),
                         mimetype=HTML)
-    head = {"type": "FeatureCollection", "timeStamp": stamp, "numberReturned": returned}
+    head: dict[str, Any] = {"type": "FeatureCollection", "timeStamp": stamp, "numberReturned": returned}
     if matched is not None:
         head["numberMatched"] = matched
     head["links"] = links

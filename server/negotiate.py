@@ -74,8 +74,7 @@ def self_and_alternates(path: str, current: str, offered: list[str], **params: A
     out = []
     for media in offered:
         rel = "self" if media == current else "alternate"
-        out.append(link(rel, media, path, f"this document as {names[media].upper()}" if rel == "self" else
-                        f"this document as {names[media].upper()}", f=names[media], **params))
+        out.append(link(rel, media, path, f"this document as {names[media].upper()}", f=names[media], **params))
     return out
 
 

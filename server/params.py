@@ -68,7 +68,10 @@ def bbox_condition(layer: Layer, bbox: tuple[float, float, float, float], bbox_c
     west, south, east, north = crs_mod.bbox_to_lonlat(bbox, bbox_crs)
     if south > north:
         raise InvalidParameterValue("bbox south edge must not exceed the north edge")
-    boxes = [(west, south, east, north)] if west <= east else [(west, south, 180.0, north), (-180.0, south, east, north)]
+    if west <= east:
+        boxes = [(west, south, east, north)]
+    else:  # crosses the antimeridian
+        boxes = [(west, south, 180.0, north), (-180.0, south, east, north)]
     aw, as_, ae, an = crs_mod.area_of_use(layer.srid)
     clipped = []
     for w, s, e, n in boxes:
