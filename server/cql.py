@@ -26,7 +26,8 @@ Semantics worth knowing:
 * geometry literals are in ``filter_crs_srid`` (default 4326, i.e. CRS84 lon/lat) and are transformed
   once to ``storage_srid``; a BBOX with minx > maxx in lon/lat crosses the antimeridian;
 * S_DWITHIN(a, b, distance[, units]) (not part of CQL2 1.0) is evaluated on geography (meters);
-* array functions (A_*) and other functions are not supported (FilterError).
+* array functions (A_*) and other functions are not supported (FilterError);
+* cql2-text longer than MAX_TEXT_LENGTH characters and filters nested too deeply are rejected.
 """
 
 from __future__ import annotations
@@ -209,7 +210,8 @@ def _bbox(coords: Sequence[Any]) -> values.Envelope:
 
 _GEOMETRY_TYPES = ("point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
                    "geometrycollection")
-MAX_FILTER_LENGTH = 10_000  # characters; the Earley parser is roughly linear but not fast
+MAX_TEXT_LENGTH = 50_000  # characters of cql2-text; the Earley parser needs ~25 µs per character
+MAX_JSON_LENGTH = 2_000_000  # characters of cql2-json
 
 
 def _function(name: str, args: list[Any]) -> Any:
@@ -592,8 +594,9 @@ def parse_filter(text_or_json: str | dict[str, Any], lang: str | None) -> Any:
     if lang is None:
         lang = "cql2-json" if isinstance(text_or_json, dict) or text_or_json.lstrip().startswith("{") \
             else "cql2-text"
-    if isinstance(text_or_json, str) and len(text_or_json) > MAX_FILTER_LENGTH:
-        raise FilterError(f"filter is too long (more than {MAX_FILTER_LENGTH} characters)")
+    limit = MAX_JSON_LENGTH if lang == "cql2-json" else MAX_TEXT_LENGTH
+    if isinstance(text_or_json, str) and len(text_or_json) > limit:
+        raise FilterError(f"filter is too long (more than {limit} characters)")
     try:
         if lang == "cql2-json":
             return _parse_json(text_or_json)

@@ -181,15 +181,16 @@ def parse_filter(layer: Layer, args: Any) -> sql.Composable | None:
     lang = args.get("filter-lang")
     if lang not in (None, "cql2-text", "cql2-json"):
         raise InvalidParameterValue(f"filter-lang {lang!r} is not supported; use cql2-text or cql2-json")
-    filter_srid = 4326
+    filter_crs = crs_mod.crs84()
     if args.get("filter-crs"):
-        filter_srid = crs_mod.parse_crs(args["filter-crs"], layer.srid, "filter-crs").srid
+        filter_crs = crs_mod.parse_crs(args["filter-crs"], layer.srid, "filter-crs")
     queryables = {c.name: cql.Queryable(column=c.name, type=c.cql_type) for c in layer.properties}
     queryables[layer.config.geometry] = cql.Queryable(column=layer.config.geometry, type="geometry")
     queryables.setdefault("geometry", cql.Queryable(column=layer.config.geometry, type="geometry"))
     try:
         ast = cql.parse_filter(text, lang)
-        return cql.to_sql(ast, queryables, layer.config.geometry, layer.srid, filter_srid)
+        return cql.to_sql(ast, queryables, layer.config.geometry, layer.srid, filter_crs.srid,
+                          filter_crs_swap_xy=filter_crs.northing_first)
     except cql.FilterError as err:
         raise InvalidParameterValue(f"filter: {err}") from None
 

@@ -55,6 +55,9 @@ class LocalCluster:
     dbname: str = "sejong"
     user: str = "postgres"
 
+    def __post_init__(self) -> None:
+        self.datadir = self.datadir.resolve()
+
     @property
     def socket_dir(self) -> Path:
         """Unix socket folder of this cluster."""

@@ -753,7 +753,8 @@ def test_storage_srid_and_filter_crs(db: Db) -> None:
         ("S_DWITHIN(geom, POINT(0 0), 10, furlongs)", "units"),
         ('"name; DROP TABLE cql2test.ne_110m_populated_places_simple; --" = \'x\'', "unknown property"),
         ("name = 'x'; DROP TABLE cql2test.ne_110m_populated_places_simple", "syntax error"),
-        ("pop_other", "value"),
+        ("pop_other", "syntax error"),
+        ("S_INTERSECTS(geom, 5) AND 3", "syntax error"),
     ],
 )
 def test_filter_errors(db: Db, cql: str, message: str) -> None:
@@ -775,6 +776,20 @@ def test_json_errors(db: Db, doc: str) -> None:
 def test_unknown_property_lists_queryables(db: Db) -> None:
     with pytest.raises(FilterError, match=r"^unknown property 'foo' in filter; queryables are: .*\bname\b"):
         db.count("countries", "foo = 1")
+
+
+def test_limits() -> None:
+    with pytest.raises(FilterError, match="too long"):
+        parse_filter("name = '" + "x" * 60000 + "'", None)
+    with pytest.raises(FilterError, match="nested too deeply"):
+        deep: Any = True
+        for _ in range(2000):
+            deep = {"op": "not", "args": [deep]}
+        parse_filter(deep, None)
+    with pytest.raises(FilterError, match="nested too deeply"):
+        parse_filter('{"op": "not", "args": [' * 2000 + "true" + "]}" * 2000, "cql2-json")
+    with pytest.raises(FilterError, match="invalid POINT geometry"):
+        parse_filter("S_INTERSECTS(geom, POINT(1))", None)
 
 
 def test_bad_lang() -> None:

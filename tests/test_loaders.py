@@ -47,11 +47,21 @@ def dsn() -> str:
     return url
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _drop_test_tables(dsn: str):
+    """Remove the public.test_* tables (and their catalog rows) this module creates."""
+    yield
+    tables = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 'test\\_%'"
+    for (name,) in query(dsn, tables):
+        query(dsn, f'DROP TABLE IF EXISTS public."{name}"')
+    query(dsn, "DELETE FROM meta.datasets WHERE table_name LIKE 'public.test\\_%'")
+
+
 def query(dsn: str, sql: str, args: tuple = ()) -> list[tuple]:
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
-            cur.execute(sql, args)
+            cur.execute(sql, args or None)
             rows = cur.fetchall() if cur.description else []
         conn.commit()
         return rows
@@ -182,10 +192,16 @@ def test_airkorea_json_readings(dsn: str, tmp_path: Path) -> None:
 
 def test_truncated_csv(dsn: str, tmp_path: Path) -> None:
     data = BIKE.read_bytes()
-    cut = data.rfind(b"\n", 0, len(data) // 2) + 40  # in the middle of a line
+    start = data.rfind(b"\n", 0, len(data) // 2) + 1
+    line = data[:start].count(b"\n") + 1
     bad = tmp_path / "bike.csv"
-    bad.write_bytes(data[:cut])
-    refused(dsn, "public.bike_stations", r"bike\.csv line \d+: expected 21 fields, found \d+",
+    comma = data.index(b",", start + 1)
+    bad.write_bytes(data[:comma + 3])  # cut after a field separator: a short last line
+    refused(dsn, "public.bike_stations", rf"bike\.csv line {line}: expected 21 fields, found 2",
+            load_csv, dsn, bad, "public.bike_stations")
+    hangul = next(i for i in range(start, len(data)) if data[i] >= 0x80)
+    bad.write_bytes(data[:hangul + 1])  # cut inside a CP949 character
+    refused(dsn, "public.bike_stations", rf"bike\.csv line {line}: the file ends in the middle of a character",
             load_csv, dsn, bad, "public.bike_stations")
 
 
@@ -229,10 +245,10 @@ def test_empty_files(dsn: str, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def big_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Street lights repeated 20x: 40 MB / 309,200 rows, 10x the largest real data file (4 MB)."""
+    """Street lights repeated 21x: 43 MB / 324,660 rows, 10x the largest real data file (4 MB)."""
     head, _, body = LIGHTS.read_bytes().partition(b"\n")
-    path = tmp_path_factory.mktemp("big") / "lights_x20.csv"
-    path.write_bytes(head + b"\n" + body * 20)
+    path = tmp_path_factory.mktemp("big") / "lights_x21.csv"
+    path.write_bytes(head + b"\n" + body * 21)
     return path
 
 
@@ -305,7 +321,8 @@ def test_bow_tie_repaired(dsn: str, tmp_path: Path) -> None:
     assert (res.rows, res.repaired) == (2, 1)
     assert query(dsn, "SELECT bool_and(ST_IsValid(geom)), sum(ST_NumGeometries(geom)) FROM public.test_bowtie")[0] \
         == (True, 3)
-    assert query(dsn, "SELECT geometries_repaired FROM meta.datasets WHERE table_name = 'public.test_bowtie'")[0][0] == 1
+    repaired = query(dsn, "SELECT geometries_repaired FROM meta.datasets WHERE table_name = 'public.test_bowtie'")
+    assert repaired[0][0] == 1
 
 
 # ---------------------------------------------------------------- official layouts (format fixtures, built at run time)
@@ -326,11 +343,12 @@ def _parcel_fixture(folder: Path) -> tuple[Path, Path, int]:
     }, geometry=lots.geometry.values, crs=5186)
     shp = _write_zip_shapefile(frame, folder, "LSMD_CONT_LDREG_36110_FORMAT_FIXTURE")
     prices = folder / "개별공시지가_FORMAT_FIXTURE.csv"
-    lines = ["고유번호,법정동코드,법정동명,특수지구분코드,특수지구분명,지번,기준연도,기준월,공시지가,공시일자,표준지여부,"
-             "데이터기준일자,원천시도시군구코드"]
+    lines = ["고유번호,법정동코드,법정동명,특수지구분코드,특수지구분명,지번,기준연도,기준월,공시지가,"
+             "공시일자,표준지여부,데이터기준일자,원천시도시군구코드"]
+    dong = "3611010100,세종특별자치시 반곡동,1,일반"
     for i, p in enumerate(pnu[::2]):
-        lines.append(f"{p},3611010100,세종특별자치시 반곡동,1,일반,{i},2024,01,{100000 + i},2024-04-30,N,2024-05-31,36110")
-        lines.append(f"{p},3611010100,세종특별자치시 반곡동,1,일반,{i},2023,01,{90000 + i},2023-04-28,N,2023-05-31,36110")
+        lines.append(f"{p},{dong},{i},2024,01,{100000 + i},2024-04-30,N,2024-05-31,36110")
+        lines.append(f"{p},{dong},{i},2023,01,{90000 + i},2023-04-28,N,2023-05-31,36110")
     prices.write_bytes("\n".join(lines).encode("cp949"))
     return shp, prices, len(lots)
 
@@ -360,7 +378,7 @@ def test_al_d010_format_fixture(dsn: str, tmp_path: Path) -> None:
     osm = gpd.read_file(DATA / "incheon/buildings-osm/buildings.geojson").head(50).to_crs(5186)
     cols = {f"A{i}": [""] * len(osm) for i in range(29)}
     cols["A2"] = [f"28200101001{i:04d}0000" for i in range(len(osm))]
-    cols["A9"] = ["공동주택" if b == "apartments" else "제2종근린생활시설" for b in osm["building"]]
+    cols["A9"] = ["공동주택" if b == "residential" else "제2종근린생활시설" for b in osm["building"]]
     cols["A16"] = [str(h) if h == h and h is not None else "0" for h in osm["height"]]
     cols["A24"] = [n or "" for n in osm["name"]]
     cols["A26"] = [str(i % 20 + 1) for i in range(len(osm))]
@@ -372,7 +390,7 @@ def test_al_d010_format_fixture(dsn: str, tmp_path: Path) -> None:
     assert res.rows == 50
     row = query(dsn, "SELECT count(*) FILTER (WHERE use = '공동주택'), max(floors_above), min(source), "
                      "count(DISTINCT pnu) FROM public.test_buildings_al_d010")[0]
-    assert row[1:] == (20, "al_d010", 50) and row[0] > 0
+    assert row[1:] == (20, "al_d010", 50) and row[0] == 5
 
 
 def test_cli_help() -> None:

@@ -1,0 +1,1 @@
+"""Per-layer modules: one per layer id in config.yml (bundled-data recipe, catalog text, PROPERTIES)."""

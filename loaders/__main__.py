@@ -1,0 +1,5 @@
+"""Entry point for ``python -m loaders``."""
+
+from loaders.cli import main
+
+raise SystemExit(main())
