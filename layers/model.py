@@ -66,6 +66,7 @@ class Layer:
     provenance: list[dict[str, Any]] = field(default_factory=list)
     data_version: int = 0
     titles: dict[str, tuple[str, str]] = field(default_factory=dict)
+    catalog_tables: list[str] = field(default_factory=list)
     resolved_at: float = field(default_factory=time.monotonic)
 
     @property
@@ -141,4 +142,5 @@ def resolve(conn: Any, layer_id: str, cfg: LayerConfig) -> Layer | None:
         id=layer_id, config=cfg, columns=[Column(n, t) for n, t in cols], srid=srid, geometry_type=gtype,
         estimated_rows=catalog.estimated_rows(conn, cfg), extent=catalog.extent_lonlat(conn, cfg, srid),
         temporal=temporal, provenance=provenance, data_version=version, titles=titles,
+        catalog_tables=catalog_tables,
     )

@@ -25,7 +25,7 @@ def database_url(cfg: AppConfig) -> str:
 
 def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     """Build the WSGI application."""
-    from server import common, features
+    from server import common, features, tiles
 
     cfg = cfg or load_config()
     app = Flask(__name__)
@@ -37,6 +37,7 @@ def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(common.BP)
     app.register_blueprint(features.BP)
+    app.register_blueprint(tiles.BP)
 
     @app.after_request
     def _headers(resp: Response) -> Response:

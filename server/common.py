@@ -40,6 +40,16 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/temporal-functions",
     "http://www.opengis.net/spec/ogcapi-features-5/1.0/conf/sortables",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/dataset-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/collections-selection",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
+    "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
 ]
 
 
@@ -66,6 +76,10 @@ def landing() -> Response:
                  "conformance classes", f="json"),
             link("data", JSON, "/collections", "collections", f="json"),
             link("http://www.opengis.net/def/rel/ogc/1.0/data", JSON, "/collections", "collections", f="json"),
+            link("http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", JSON, "/tiles",
+                 "vector tiles of all layers"),
+            link("http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", JSON, "/tileMatrixSets",
+                 "tile matrix sets"),
         ],
     }
     if fmt == HTML:

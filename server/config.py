@@ -37,6 +37,7 @@ class TilesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     minzoom: int = Field(default=0, ge=0, le=24)
     maxzoom: int = Field(default=18, ge=0, le=24)
+    properties: list[str] | None = None  # properties carried in tiles (default: all)
 
 
 class LayerConfig(BaseModel):
@@ -70,6 +71,15 @@ class LayerConfig(BaseModel):
     def table_name(self) -> str:
         """Table part of the table name."""
         return self.table.split(".", 1)[1]
+
+
+class TileCacheConfig(BaseModel):
+    """Tile cache: in-process LRU plus an optional folder; keys carry the layers' data versions."""
+
+    model_config = ConfigDict(extra="forbid")
+    memory_mb: int = Field(default=128, ge=0)
+    directory: str | None = None
+    cache_control: str = "public, max-age=60"
 
 
 class ServerConfig(BaseModel):
@@ -132,6 +142,7 @@ class AppConfig(BaseModel):
     metadata: Metadata
     database: DatabaseConfig = DatabaseConfig()
     data: DataConfig = DataConfig()
+    tiles: TileCacheConfig = TileCacheConfig()
     layers: dict[str, LayerConfig]
 
     @field_validator("layers")

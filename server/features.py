@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg2.extensions
 from flask import Blueprint, Response, current_app, render_template, request
 
 from layers.model import Layer
@@ -69,6 +69,9 @@ def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, An
         link("items", HTML, f"{path}/items", "features as HTML", f="html"),
         link(QUERYABLES, SCHEMA_JSON, f"{path}/queryables", "queryables"),
     ]
+    if layer.tiles_enabled:
+        links.append(link("http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", JSON, f"{path}/tiles",
+                          "vector tiles"))
     licences = {str(p["licence"]) for p in layer.provenance if p.get("licence")}
     for lic in sorted(licences):
         links.append({"rel": "license", "type": HTML, "title": lic,
@@ -165,11 +168,14 @@ def _geom_format(gtype: str) -> str:
     return mapping.get(gtype, "any")
 
 
-def _fetch_page(layer: Layer, q: ItemsQuery) -> tuple[str, int, Any, int | None]:
-    """(features text, numberReturned, last id, numberMatched or None) in one read-only transaction."""
+def _fetch_page(layer: Layer, q: ItemsQuery) -> tuple[bytes, int, Any, int | None]:
+    """(features as UTF-8 bytes, numberReturned, last id, numberMatched or None) in one read-only transaction."""
     with _db().connection() as conn, conn.cursor() as cur:
+        psycopg2.extensions.register_type(psycopg2.extensions.BYTES, cur)  # the page stays bytes end to end
         cur.execute(sql_items(layer, q))
         text, returned, last = cur.fetchone()
+        if isinstance(last, bytes):
+            last = last.decode()
         matched: int | None = None
         if layer.estimated_rows <= EXACT_COUNT_MAX_ROWS:
             if not q.where and q.after is None and q.offset == 0 and returned < q.limit:
@@ -228,7 +234,7 @@ def items(collection_id: str) -> Response:
     links = _page_links(layer, q, fmt, returned, last, matched)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     if fmt == HTML:
-        feats = json.loads(f"[{text}]")
+        feats = json.loads(b"[" + text + b"]")
         return Response(render_template("items.html", layer=layer, features=feats, links=links,
                                         matched=matched, lang=language(), attribution=attribution(layer)),
                         mimetype=HTML)
@@ -236,14 +242,8 @@ def items(collection_id: str) -> Response:
     if matched is not None:
         head["numberMatched"] = matched
     head["links"] = links
-    prefix = json.dumps(head, ensure_ascii=False)[:-1] + ',"features":['
-
-    def body() -> Iterator[str]:
-        yield prefix
-        yield text
-        yield "]}"
-
-    return Response(body(), mimetype=GEOJSON, headers=_headers(q, links))
+    prefix = (json.dumps(head, ensure_ascii=False)[:-1] + ',"features":[').encode()
+    return Response(b"".join((prefix, text, b"]}")), mimetype=GEOJSON, headers=_headers(q, links))
 
 
 @BP.route("/collections/<collection_id>/items/<feature_id>")

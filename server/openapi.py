@@ -106,6 +106,42 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
             "operationId": f"getFeature_{layer.id}", "summary": f"one feature of {layer.id}", "tags": [layer.id],
             "parameters": [feature_id, crs_param, _F_PARAM, _LANG_PARAM],
             "responses": {**_ok("feature", geojson), "404": {"$ref": "#/components/responses/NotFound"}}}}
+    mvt = {"application/vnd.mapbox-vector-tile": {"schema": {"type": "string", "format": "binary"}}}
+    tms_param = {"name": "tileMatrixSetId", "in": "path", "required": True, "description": "tile matrix set",
+                 "schema": {"type": "string", "enum": ["WebMercatorQuad", "WorldCRS84Quad", "KoreanUTMK"]}}
+    tile_params = [tms_param] + [{"name": n, "in": "path", "required": True, "description": n,
+                                  "schema": {"type": "integer", "minimum": 0}}
+                                 for n in ("tileMatrix", "tileRow", "tileCol")]
+    tile_responses = {"200": {"description": "a Mapbox vector tile (empty body when empty)", "content": mvt},
+                      "404": {"$ref": "#/components/responses/NotFound"},
+                      "400": {"$ref": "#/components/responses/BadRequest"}}
+    json_only = {"application/json": {"schema": {"type": "object"}}}
+    paths["/tileMatrixSets"] = {"get": {"operationId": "getTileMatrixSetsList", "summary": "tile matrix sets",
+                                        "tags": ["Tiles"], "responses": _ok("tile matrix sets", json_only)}}
+    paths["/tileMatrixSets/{tileMatrixSetId}"] = {"get": {
+        "operationId": "getTileMatrixSet", "summary": "a tile matrix set", "tags": ["Tiles"],
+        "parameters": [tms_param], "responses": _ok("tile matrix set", json_only)}}
+    paths["/tiles"] = {"get": {"operationId": "dataset.vector.getTileSetsList", "summary": "dataset tilesets",
+                               "tags": ["Tiles"], "responses": _ok("tilesets", json_only)}}
+    paths["/tiles/{tileMatrixSetId}"] = {"get": {
+        "operationId": "dataset.vector.getTileSet", "summary": "dataset tileset", "tags": ["Tiles"],
+        "parameters": [tms_param], "responses": _ok("tileset", json_only)}}
+    paths["/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"] = {"get": {
+        "operationId": "dataset.vector.getTile", "summary": "a tile of every layer", "tags": ["Tiles"],
+        "parameters": [*tile_params, _q("collections", "layers to include", {"type": "array",
+                                                                           "items": {"type": "string"}})],
+        "responses": tile_responses}}
+    paths["/collections/{collectionId}/tiles"] = {"get": {
+        "operationId": "collection.vector.getTileSetsList", "summary": "collection tilesets", "tags": ["Tiles"],
+        "parameters": [collection_id], "responses": _ok("tilesets", json_only)}}
+    paths["/collections/{collectionId}/tiles/{tileMatrixSetId}"] = {"get": {
+        "operationId": "collection.vector.getTileSet", "summary": "collection tileset", "tags": ["Tiles"],
+        "parameters": [collection_id, tms_param], "responses": _ok("tileset", json_only)}}
+    paths["/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"] = {"get": {
+        "operationId": "collection.vector.getTile", "summary": "a tile of one collection", "tags": ["Tiles"],
+        "parameters": [collection_id, *tile_params, _q("filter", "CQL2 filter", {"type": "string"}),
+                       _q("filter-lang", "filter language", {"type": "string", "enum": ["cql2-text", "cql2-json"]})],
+        "responses": tile_responses}}
     exception = {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}
     return {
         "openapi": "3.0.3",
@@ -124,5 +160,5 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
                 "ServerError": {"description": "server error", "content": exception},
             },
         },
-        "tags": [{"name": "Capabilities"}, {"name": "Data"}],
+        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Tiles"}],
     }

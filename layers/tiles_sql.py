@@ -1,0 +1,62 @@
+"""Vector-tile SQL per layer and tile matrix set: composed once, only bounds and filters bound per request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg2 import sql
+
+from layers.model import Layer
+from server.tms import TileMatrixSet
+
+MVT_EXTENT = 4096
+MVT_BUFFER = 64
+
+
+@dataclass(frozen=True)
+class TileQuery:
+    """A layer's tile query for one tile matrix set, with the names of its bound parameters."""
+
+    layer_id: str
+    tms_id: str
+    template: sql.Composed  # placeholders: x1 y1 x2 y2 (tile), q1 q2 q3 q4 (query box), tol; {filter} pre-joined
+
+
+def _props(layer: Layer) -> list[str]:
+    wanted = layer.config.tiles.properties if not isinstance(layer.config.tiles, bool) else None
+    cols = [c.name for c in layer.properties if c.json_type[0] != "object"]
+    if wanted:
+        cols = [c for c in cols if c in wanted or c == layer.config.id]
+    return cols
+
+
+def sql_tile(layer: Layer, tms: TileMatrixSet, cql: sql.Composable | None = None) -> sql.Composed:
+    """SELECT ST_AsMVT(...) for one tile of one layer (source-layer = layer id)."""
+    geom: sql.Composable = layer.geom
+    if "Polygon" in layer.geometry_type or "Line" in layer.geometry_type:
+        geom = sql.SQL("CASE WHEN %(tol)s > 0 THEN ST_Simplify({g}, %(tol)s, true) ELSE {g} END").format(g=geom)
+    if tms.srid != layer.srid:
+        geom = sql.SQL("ST_Transform({g}, {s})").format(g=geom, s=sql.Literal(tms.srid))
+    if tms.northing_first and tms.srid == 4326:
+        pass  # tiles are always x/y; axis order applies only to TMS documents
+    int_id = layer.id_column.json_type[0] == "integer"
+    cols = _props(layer)
+    select_cols = [sql.SQL("{} AS {}").format(sql.Identifier(layer.config.id), sql.Identifier("__fid"))] if int_id \
+        else []
+    select_cols += [sql.Identifier(c) for c in cols]
+    query_box = sql.SQL("ST_MakeEnvelope(%(q1)s, %(q2)s, %(q3)s, %(q4)s, {s})").format(s=sql.Literal(tms.srid))
+    if tms.srid != layer.srid:
+        query_box = sql.SQL("ST_Transform(ST_Segmentize({b}, (%(q3)s - %(q1)s) / 8.0), {s})").format(
+            b=query_box, s=sql.Literal(layer.srid))
+    where = sql.SQL("{g} && {b}").format(g=layer.geom, b=query_box)
+    if cql is not None:
+        where = sql.SQL("{w} AND ({f})").format(w=where, f=cql)
+    return sql.SQL(
+        "SELECT ST_AsMVT(t, {name}, {extent}, 'geom'{fid}) FROM ("
+        "SELECT {cols}, ST_AsMVTGeom({geom}, ST_MakeEnvelope(%(x1)s, %(y1)s, %(x2)s, %(y2)s, {tsrid}), "
+        "{extent}, {buffer}, true) AS geom FROM {table} WHERE {where}) t WHERE t.geom IS NOT NULL"
+    ).format(
+        name=sql.Literal(layer.id), extent=sql.Literal(MVT_EXTENT), buffer=sql.Literal(MVT_BUFFER),
+        fid=sql.SQL(", '__fid'") if int_id else sql.SQL(""), cols=sql.SQL(", ").join(select_cols), geom=geom,
+        tsrid=sql.Literal(tms.srid), table=layer.table, where=where,
+    )
