@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from bench import datasets, report, servers
-from bench.features import run_query
+from bench.features import WARMUP, http_floor, run_query
 from bench.queries import LIMIT, build_queries
 from server.config import REPO_ROOT
 
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     running: list[servers.Server] = []
     startup_errors: dict[str, str] = {}
     rows: list[dict[str, Any]] = []
+    floor: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="sejong-bench-") as tmp:
         workdir = Path(tmp)
         try:
@@ -99,12 +100,13 @@ def main(argv: list[str] | None = None) -> int:
                     startup_errors[name] = str(exc)
                     print(f"!!! ERROR {name} could not start: {exc}", flush=True)
             session = requests.Session()
-            print(f"== checking counts and timing ({args.reps} reps after {3} warm-ups, round-robin)", flush=True)
+            print(f"== checking counts and timing ({args.reps} reps after {WARMUP} warm-ups, round-robin)", flush=True)
             for q in queries:
                 t0 = time.monotonic()
                 results = run_query(q, conn, running, session, args.reps, args.systems)
                 rows.append(report.summarize(q, results))
                 print(f"   {q.table.key:<14} {q.label:<12} done in {time.monotonic() - t0:5.1f} s", flush=True)
+            floor = http_floor(running, session, args.reps)
             session.close()
         finally:
             for srv in running:
@@ -112,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             conn.close()
     shown = [s for s in SYSTEMS if s in args.systems]
     report.print_table(rows, shown)
+    report.print_diagnostics(rows, floor)
     problems = report.print_problems(rows)
     for name, err in startup_errors.items():
         print(f"!!! ERROR    {name} did not start: {err.splitlines()[0] if err else ''}")
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                    "as our next links do); ours deep page = URL reached by following next links, peers use offset"),
         "tables": [{"key": t.key, "table": t.table, "rows": t.rows, "source": t.source, "srid": t.srid}
                    for t in tables],
+        "http_floor_p50_ms": {k: round(report.percentile(v, 50), 2) for k, v in floor.items() if v},
         "startup_errors": startup_errors, "rows": rows, "seconds": round(time.monotonic() - started, 1),
     }
     report.write_json(args.out, doc)

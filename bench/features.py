@@ -11,6 +11,7 @@ from typing import Any
 import psycopg2.extensions
 import requests
 
+from bench.oursql import our_sql_call
 from bench.queries import Query, bare_sql, run_bare
 from bench.servers import Server
 
@@ -144,6 +145,14 @@ def run_query(q: Query, conn: psycopg2.extensions.connection, servers: list[Serv
         results[srv.name] = Result(srv.name, check)
         if check.error is None:
             targets.append(target)
+        if srv.name == "ours" and srv.config is not None and check.error is None:
+            try:  # diagnostic: our server's own statements without HTTP
+                call = our_sql_call(conn, srv.config, srv.collection[q.table.table], str(target.url))
+                results["ours-sql"] = Result("ours-sql", Check(count=check.count))
+                targets.append(Target("ours-sql", None, call))
+            except Exception as exc:
+                conn.rollback()
+                results["ours-sql"] = Result("ours-sql", Check(error=f"{type(exc).__name__}: {exc}"))
     for i in range(WARMUP + reps):
         for target in targets:  # round-robin, so drift and noise hit every system alike
             res = results[target.system]
@@ -158,3 +167,18 @@ def run_query(q: Query, conn: psycopg2.extensions.connection, servers: list[Serv
     if "bare" not in systems:
         results["bare"] = Result("bare", bare_check)  # still the reference for counts
     return results
+
+
+def http_floor(servers: list[Server], session: requests.Session, reps: int) -> dict[str, list[float]]:
+    """Round trip of a trivial route (/conformance) per server: the HTTP + framework floor, in ms."""
+    targets = [http_target(session, srv.name, f"{srv.base}/conformance", {"f": "json"}) for srv in servers]
+    out: dict[str, list[float]] = {t.system: [] for t in targets}
+    for i in range(WARMUP + reps):
+        for target in targets:
+            try:
+                elapsed = target.call()
+            except Exception:
+                continue
+            if i >= WARMUP:
+                out[target.system].append(elapsed * 1000.0)
+    return out

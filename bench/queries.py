@@ -112,7 +112,8 @@ def pick_bboxes(conn: psycopg2.extensions.connection, t: BenchTable) -> list[tup
                 "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Transform(ST_PointOnSurface({g}), 4326) AS c, "
                 "row_number() OVER (ORDER BY ST_GeoHash(ST_Transform(ST_PointOnSurface({g}), 4326), 10)) AS r "
                 "FROM {t}) s WHERE r = {r}").format(
-                    g=sql.Identifier(t.geom_col), t=t.ident, r=sql.Literal(max(1, t.rows * (k + 1) // (BBOXES_PER_TABLE + 1)))))
+                    g=sql.Identifier(t.geom_col), t=t.ident,
+                    r=sql.Literal(max(1, t.rows * (k + 1) // (BBOXES_PER_TABLE + 1)))))
             x, y = cur.fetchone()
             half, best = 0.0005, None
             for _ in range(40):

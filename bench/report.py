@@ -93,6 +93,25 @@ def print_table(rows: list[dict[str, Any]], systems: list[str]) -> None:
     print()
 
 
+def print_diagnostics(rows: list[dict[str, Any]], floor: dict[str, list[float]]) -> None:
+    """Where our time goes: our server's own SQL without HTTP, and each server's trivial-route floor."""
+    if floor:
+        print("HTTP floor (GET /conformance, client + framework, no data): " + ", ".join(
+            f"{name} p50 {percentile(v, 50):.2f} ms" for name, v in floor.items() if v))
+    have = [r for r in rows if "ours-sql" in r["systems"] and "ours" in r["systems"] and "bare" in r["systems"]]
+    if not have:
+        return
+    print("diagnostic (p50 ms): bare = reference SQL; ours-sql = the statements our server runs, without HTTP; "
+          "ours - ours-sql = HTTP + Python")
+    print(f"{'table':<14}{'query':<12}{'bare':>8}{'ours-sql':>10}{'ours':>8}{'ours-ours_sql':>15}")
+    for r in have:
+        b, o, os_ = (r["systems"][k]["p50_ms"] for k in ("bare", "ours", "ours-sql"))
+        if None in (b, o, os_):
+            continue
+        print(f"{r['table']:<14}{r['query']:<12}{b:8.1f}{os_:10.1f}{o:8.1f}{o - os_:15.1f}")
+    print()
+
+
 def print_problems(rows: list[dict[str, Any]]) -> int:
     """Loud MISMATCH / ERROR lines; returns how many."""
     n = 0

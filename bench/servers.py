@@ -43,6 +43,7 @@ class Server:
     log: Path
     collection: dict[str, str]  # table -> collection id
     extra_params: dict[str, str] = field(default_factory=dict)
+    config: Path | None = None  # ours: the bench config it was started with
 
     @property
     def base(self) -> str:
@@ -118,10 +119,12 @@ def start_ours(dsn: str, tables: list[BenchTable], workdir: Path) -> Server:
     cfg = workdir / "sejong-bench.yml"
     mapping = write_our_config(tables, cfg)
     env = dict(os.environ, DATABASE_URL=dsn, SEJONG_PUBLIC_URL=f"http://127.0.0.1:{port}", SEJONG_CONFIG=str(cfg))
-    cmd = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+    cmd = [str(VENV_BIN / "gunicorn"), "-c", str(REPO_ROOT / "server" / "gunicorn_conf.py"),
+           "--bind", f"127.0.0.1:{port}",
+           "--workers", "1", "--threads", "4",
            "--worker-class", "gthread", "server.wsgi:app"]
     log = workdir / "ours.log"
-    srv = Server("ours", port, _spawn(cmd, env, log), log, mapping)
+    srv = Server("ours", port, _spawn(cmd, env, log), log, mapping, config=cfg)
     _wait_ready(srv, "/collections?f=json")
     return srv
 
@@ -188,7 +191,9 @@ def start_pygeoapi(dsn: str, tables: list[BenchTable], workdir: Path) -> Server:
                          env=env, cwd=workdir, capture_output=True, text=True, check=False)
     if gen.returncode != 0:
         raise RuntimeError(f"pygeoapi openapi generate failed:\n{gen.stdout[-2000:]}\n{gen.stderr[-2000:]}")
-    cmd = [str(VENV_BIN / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4",
+    cmd = [str(VENV_BIN / "gunicorn"), "-c", str(REPO_ROOT / "server" / "gunicorn_conf.py"),
+           "--bind", f"127.0.0.1:{port}",
+           "--workers", "1", "--threads", "4",
            "--worker-class", "gthread", "pygeoapi.flask_app:APP"]
     log = workdir / "pygeoapi.log"
     srv = Server("pygeoapi", port, _spawn(cmd, env, log), log, mapping, {"f": "json"})

@@ -49,7 +49,8 @@ def cmd_serve(argv: list[str]) -> int:
         for table, rows in counts.items():
             print(f"   {table}: {rows} rows", flush=True)
     print(f"== serving on {cfg.server.url} (bind {cfg.server.bind})", flush=True)
-    gunicorn = [str(VENV_BIN / "gunicorn"), "--bind", cfg.server.bind, "--workers", str(cfg.server.workers),
+    gunicorn = [str(VENV_BIN / "gunicorn"), "-c", str(REPO_ROOT / "server" / "gunicorn_conf.py"),
+                "--bind", cfg.server.bind, "--workers", str(cfg.server.workers),
                 "--threads", str(cfg.server.threads), "--worker-class", "gthread", "--access-logfile", "-",
                 "server.wsgi:app"]
     os.execv(gunicorn[0], gunicorn)

@@ -12,7 +12,7 @@ from psycopg2.pool import ThreadedConnectionPool
 
 SESSION_OPTIONS = (
     "-c jit=off -c max_parallel_workers_per_gather=0 -c statement_timeout={timeout} "
-    "-c application_name=sejong-mapserver"
+    "-c default_transaction_read_only=on -c application_name=sejong-mapserver"
 )
 
 
@@ -33,19 +33,22 @@ class Database:
             return self._pool
 
     @contextlib.contextmanager
-    def connection(self) -> Iterator[psycopg2.extensions.connection]:
-        """Borrow a connection in a read-only transaction that is always ended."""
+    def connection(self, snapshot: bool = False) -> Iterator[psycopg2.extensions.connection]:
+        """Borrow a read-only connection: autocommit (one round trip a statement), or one repeatable-read snapshot."""
         pool = self._get_pool()
         conn = pool.getconn()
         broken = False
         try:
-            conn.set_session(readonly=True, autocommit=False)
+            if snapshot:
+                conn.set_session(isolation_level="REPEATABLE READ", readonly=True, autocommit=False)
+            elif not conn.autocommit:
+                conn.set_session(autocommit=True)
             yield conn
         except (psycopg2.OperationalError, psycopg2.InterfaceError):
             broken = True
             raise
         finally:
-            if not conn.closed:
+            if not conn.closed and not conn.autocommit:
                 try:
                     conn.rollback()
                 except psycopg2.Error:

@@ -177,12 +177,11 @@ def _fetch_page(layer: Layer, q: ItemsQuery) -> tuple[bytes, int, Any, int | Non
         if isinstance(last, bytes):
             last = last.decode()
         matched: int | None = None
-        if layer.estimated_rows <= EXACT_COUNT_MAX_ROWS:
-            if not q.where and q.after is None and q.offset == 0 and returned < q.limit:
-                matched = returned
-            else:
-                cur.execute(sql_count(layer, q))
-                matched = int(cur.fetchone()[0])
+        if q.after is None and q.offset == 0 and returned < q.limit:
+            matched = returned  # the whole answer is on this page
+        elif layer.estimated_rows <= EXACT_COUNT_MAX_ROWS:
+            cur.execute(sql_count(layer, q))
+            matched = int(cur.fetchone()[0])
     return text, int(returned), last, matched
 
 

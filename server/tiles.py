@@ -289,7 +289,7 @@ def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, co
                    cql: sql.Composable | None, filter_key: str) -> Response:
     cache = _cache()
     cfg = current_app.config["SEJONG"].tiles
-    with current_app.config["DB"].connection() as conn:
+    with current_app.config["DB"].connection(snapshot=True) as conn:  # versions and tiles from one snapshot
         versions = _versions(conn, layers)
         if any(versions[layer.id] != layer.data_version for layer in layers):
             registry = _registry()

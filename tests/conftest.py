@@ -65,7 +65,8 @@ def live_server(dsn: str, loaded: dict[str, int]) -> Iterator[str]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = (ARTIFACTS / "server.log").open("w")
     proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2",
+        [str(Path(sys.executable).parent / "gunicorn"), "-c", str(REPO / "server" / "gunicorn_conf.py"),
+         "--bind", f"127.0.0.1:{port}", "--workers", "2",
          "--threads", "4", "--worker-class", "gthread", "server.wsgi:app"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )

@@ -1,0 +1,138 @@
+"""MapLibre styles (styles/*.json) and the glyphs they use, all served from our own host (망분리).
+
+Styles are written with the placeholder ``{{BASE}}`` for the public base URL; it is replaced here, so every
+source and glyph URL a client follows is absolute and on this server.  Layers of collections that are not
+published (e.g. ``land`` before parcels are loaded) are left out of a served style.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+
+from server import assets
+from server.config import REPO_ROOT
+from server.errors import NotFound
+from server.negotiate import HTML, JSON, href, language, link, self_and_alternates
+
+BP = Blueprint("styles_api", __name__)
+
+STYLE_JSON = "application/vnd.mapbox.style+json"
+STYLES_DIR = REPO_ROOT / "styles"
+PBF = "application/x-protobuf"
+COLLECTION_KEY = "sejong:collection"
+_STYLE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
+_RANGE = re.compile(r"^(\d+)-(\d+)$")
+
+
+def _json(doc: Any, media: str = JSON, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(doc, ensure_ascii=False), mimetype=media, headers=headers)
+
+
+def style_ids() -> list[str]:
+    """Ids of the style files in styles/ (default first)."""
+    ids = sorted(p.stem for p in STYLES_DIR.glob("*.json"))
+    return sorted(ids, key=lambda s: (s != "default", s))
+
+
+@lru_cache(maxsize=64)
+def _raw_style(style_id: str, mtime: float) -> str:
+    return (STYLES_DIR / f"{style_id}.json").read_text(encoding="utf-8")
+
+
+def _published() -> dict[str, Any]:
+    """Public collections that have vector tiles, by id."""
+    return {layer.id: layer for layer in current_app.config["REGISTRY"].public() if layer.tiles_enabled}
+
+
+def load_style(style_id: str, base: str) -> dict[str, Any]:
+    """A style with {{BASE}} replaced and the layers of unpublished collections dropped (404 if unknown)."""
+    if not _STYLE_ID.match(style_id) or not (STYLES_DIR / f"{style_id}.json").is_file():
+        raise NotFound(f"style {style_id!r} not found; see /styles")
+    path = STYLES_DIR / f"{style_id}.json"
+    text = _raw_style(style_id, path.stat().st_mtime).replace("{{BASE}}", base)
+    doc: dict[str, Any] = json.loads(text)
+    published = _published()
+    if style_id != "default" and style_id not in published:
+        raise NotFound(f"style {style_id!r}: collection {style_id!r} is not published (yet)")
+    doc["layers"] = [lyr for lyr in doc["layers"]
+                     if (lyr.get("metadata") or {}).get(COLLECTION_KEY, style_id) in published
+                     or lyr.get("type") == "background"]
+    return doc
+
+
+def _style_title(style_id: str, lang: str) -> str:
+    path = STYLES_DIR / f"{style_id}.json"
+    doc = json.loads(_raw_style(style_id, path.stat().st_mtime))
+    title = (doc.get("metadata") or {}).get("sejong:title") or {}
+    return str(title.get(lang) or title.get("ko") or style_id)
+
+
+def style_links(layer_id: str) -> list[dict[str, Any]]:
+    """Links for a collection document: its own style and the combined default style."""
+    out: list[dict[str, Any]] = []
+    if (STYLES_DIR / f"{layer_id}.json").is_file():
+        out.append(link("stylesheet", STYLE_JSON, f"/styles/{layer_id}", f"MapLibre style of {layer_id}"))
+        out.append(link("describedby", STYLE_JSON, f"/styles/{layer_id}", f"MapLibre style of {layer_id}"))
+        out.append(link("stylesheet", HTML, f"/styles/{layer_id}", f"preview of the style of {layer_id}", f="html"))
+    out.append(link("stylesheet", STYLE_JSON, "/styles/default", "MapLibre style of all layers"))
+    return out
+
+
+@BP.route("/styles")
+def styles_list() -> Response:
+    """The styles we serve."""
+    lang = language()
+    published = _published()
+    items = []
+    for sid in style_ids():
+        if sid != "default" and sid not in published:
+            continue
+        items.append({
+            "id": sid,
+            "title": _style_title(sid, lang),
+            "links": [
+                link("stylesheet", STYLE_JSON, f"/styles/{sid}", "MapLibre style"),
+                link("preview", HTML, f"/styles/{sid}", "map preview", f="html"),
+            ],
+        })
+    fmt = HTML if request.args.get("f") == "html" else JSON
+    doc = {"styles": items, "links": self_and_alternates("/styles", fmt, [JSON, HTML])}
+    if fmt == HTML:
+        return Response(render_template("map_styles.html", doc=doc, lang=lang), mimetype=HTML)
+    return _json(doc)
+
+
+@BP.route("/styles/<style_id>")
+def style(style_id: str) -> Response:
+    """One MapLibre style (JSON), or ?f=html for a preview map."""
+    base = str(current_app.config["SEJONG"].server.url)
+    doc = load_style(style_id, base)
+    if request.args.get("f") == "html":
+        return Response(render_template("map_style.html", style_id=style_id, base=base, lang=language(),
+                                        title=_style_title(style_id, language()),
+                                        style_url=href(f"/styles/{style_id}")), mimetype=HTML)
+    return _json(doc, STYLE_JSON, headers={"Cache-Control": "no-cache"})
+
+
+@BP.route("/fonts/<fontstack>/<glyph_range>.pbf")
+def glyphs(fontstack: str, glyph_range: str) -> Response:
+    """Glyph PBFs built at setup; any fontstack name gets our font, ranges we did not build are empty."""
+    m = _RANGE.match(glyph_range)
+    if not m:
+        raise NotFound(f"glyph range {glyph_range!r} is not of the form start-end")
+    start, end = int(m.group(1)), int(m.group(2))
+    if start % 256 or end != start + 255 or start > 0xFFFF:
+        raise NotFound(f"glyph range {glyph_range!r} is not a 256-glyph range")
+    path = assets.fonts_dir(_assets_root()) / assets.FONTSTACK / f"{start}-{end}.pbf"
+    data = path.read_bytes() if path.is_file() else assets.empty_glyphs(fontstack.split(",")[0], start)
+    return Response(data, mimetype=PBF, headers={"Cache-Control": "public, max-age=86400"})
+
+
+def _assets_root() -> Path:
+    return Path(current_app.config.get("ASSETS_ROOT") or REPO_ROOT)
