@@ -5,13 +5,36 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from layers.model import Layer, resolve
-from server.config import AppConfig
+from server.config import AppConfig, LayerConfig
 from server.db import Database
 from server.errors import NotFound
 
 LOGGER = logging.getLogger(__name__)
+
+
+def result_layers(conn: Any) -> dict[str, LayerConfig]:
+    """Temporary collections written by processes (meta.result_layers), until they expire."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('meta.result_layers') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            return {}
+        cur.execute("SELECT layer_id, table_name, title_ko, title_en FROM meta.result_layers "
+                    "WHERE expires_at IS NULL OR expires_at > now() ORDER BY created_at")
+        rows = cur.fetchall()
+    out = {}
+    for layer_id, table, title_ko, title_en in rows:
+        try:
+            out[layer_id] = LayerConfig.model_validate({
+                "title": {"ko": title_ko or layer_id, "en": title_en or layer_id},
+                "description": {"ko": f"분석 결과 ({layer_id})", "en": f"analysis result ({layer_id})"},
+                "table": table, "keywords": ["result"], "tiles": {"minzoom": 5, "maxzoom": 18},
+            })
+        except ValueError:
+            LOGGER.warning("result layer %s has an unusable table name %r", layer_id, table)
+    return out
 
 
 class LayerRegistry:
@@ -26,10 +49,12 @@ class LayerRegistry:
         self._lock = threading.Lock()
 
     def refresh(self) -> None:
-        """Resolve every declared layer now."""
+        """Resolve every declared layer, and the unexpired result layers of processes, now."""
         layers: dict[str, Layer] = {}
         with self.db.connection() as conn:
-            for layer_id, cfg in self.config.layers.items():
+            declared = dict(self.config.layers)
+            declared.update({k: v for k, v in result_layers(conn).items() if k not in declared})
+            for layer_id, cfg in declared.items():
                 layer = resolve(conn, layer_id, cfg)
                 if layer is not None:
                     layers[layer_id] = layer
