@@ -16,7 +16,7 @@ from shapely.geometry import box, shape
 from server.config import LayerConfig, load_config
 
 REL_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = load_config().data.path()
 
 
 def decode(data: bytes) -> dict[str, Any]:
