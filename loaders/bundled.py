@@ -118,4 +118,8 @@ def load_bundled(dsn: str, data_dir: Path | None = None, force: bool = False,
         print(f"{ds.spec.qualified}: {res.rows:,} rows loaded (skipped {res.skipped}, repaired {res.repaired}, "
               f"version {res.data_version})", file=sys.stderr)
         result[ds.spec.qualified] = res.rows
+    if not only:
+        from loaders.osm_network import load_bundled_networks
+
+        result.update(load_bundled_networks(dsn, base, force))
     return result

@@ -1,1 +1,1 @@
-"""OGC API - Processes (accessibility, siting): built in later issues."""
+"""OGC API - Processes: persisted async jobs, the road-network engine and the accessibility analysis."""

@@ -38,6 +38,9 @@ def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     app.register_blueprint(common.BP)
     app.register_blueprint(features.BP)
     app.register_blueprint(tiles.BP)
+    from processes.api import register as register_processes
+
+    register_processes(app)
 
     @app.after_request
     def _headers(resp: Response) -> Response:

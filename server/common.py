@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, render_template, request
 
+from processes.api import CONFORMANCE as PROCESSES_CONFORMANCE
 from server.errors import OGCError
 from server.negotiate import HTML, JSON, OPENAPI_JSON, language, link, response_format, self_and_alternates
 from server.openapi import openapi_document
@@ -50,6 +51,7 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
     "http://www.opengis.net/spec/tms/2.0/conf/tilematrixset",
     "http://www.opengis.net/spec/tms/2.0/conf/json-tilematrixset",
+    *PROCESSES_CONFORMANCE,
 ]
 
 
@@ -80,6 +82,8 @@ def landing() -> Response:
                  "vector tiles of all layers"),
             link("http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes", JSON, "/tileMatrixSets",
                  "tile matrix sets"),
+            link("http://www.opengis.net/def/rel/ogc/1.0/processes", JSON, "/processes", "processes"),
+            link("http://www.opengis.net/def/rel/ogc/1.0/job-list", JSON, "/jobs", "jobs"),
         ],
     }
     if fmt == HTML:

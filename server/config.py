@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from processes.config import ProcessesConfig
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -143,6 +144,7 @@ class AppConfig(BaseModel):
     database: DatabaseConfig = DatabaseConfig()
     data: DataConfig = DataConfig()
     tiles: TileCacheConfig = TileCacheConfig()
+    processes: ProcessesConfig = ProcessesConfig()
     layers: dict[str, LayerConfig]
 
     @field_validator("layers")

@@ -142,6 +142,9 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
         "parameters": [collection_id, *tile_params, _q("filter", "CQL2 filter", {"type": "string"}),
                        _q("filter-lang", "filter language", {"type": "string", "enum": ["cql2-text", "cql2-json"]})],
         "responses": tile_responses}}
+    from processes.api import openapi_paths
+
+    paths.update(openapi_paths(layers))
     exception = {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}
     return {
         "openapi": "3.0.3",
@@ -160,5 +163,5 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
                 "ServerError": {"description": "server error", "content": exception},
             },
         },
-        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Tiles"}],
+        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Tiles"}, {"name": "Processes"}],
     }

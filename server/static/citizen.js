@@ -29,7 +29,7 @@ document.getElementById('attribution').textContent = `${tr('자료 출처', 'Sou
   collectionsDoc.collections.filter((c) => KEEP.has(c.id) && c.attribution).map((c) => c.attribution))].join(' · ');
 
 const map = new maplibregl.Map({
-  container: 'map', style, center: CITY_HALL, zoom: 14, localIdeographFontFamily: false,
+  container: 'map', style, center: CITY_HALL, zoom: 14, localIdeographFontFamily: false, attributionControl: { compact: true },
   canvasContextAttributes: { preserveDrawingBuffer: true }, maxZoom: 19,
 });
 exposeMap(map);
@@ -94,6 +94,7 @@ let seq = 0;
 async function pick(lon, lat) {
   const my = ++seq;
   window.__results = null;
+  if (popup) { popup.remove(); popup = null; }
   const radius = Number(document.getElementById('radius').value);
   const here = [lon, lat];
   map.getSource('pick').setData({ type: 'FeatureCollection', features: [

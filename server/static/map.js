@@ -37,7 +37,7 @@ const map = new maplibregl.Map({
 exposeMap(map);
 map.addControl(new maplibregl.NavigationControl(), 'top-right');
 map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
-map.addControl(new maplibregl.AttributionControl({ compact: false, customAttribution: extraAttr }), 'bottom-right');
+map.addControl(new maplibregl.AttributionControl({ compact: true, customAttribution: extraAttr }), 'bottom-right');
 
 const state = {};   // collection id -> {visible, layerIds}
 window.__layerIds = {};

@@ -1,0 +1,224 @@
+"""Jobs persisted in PostgreSQL (meta.jobs): every worker process shares this state."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg2 import sql
+
+from processes.db import WriteDB
+
+HOST = socket.gethostname()
+ACTIVE = ("accepted", "running")
+FINAL = ("successful", "failed", "dismissed")
+
+DDL = """
+CREATE SCHEMA IF NOT EXISTS meta;
+CREATE TABLE IF NOT EXISTS meta.jobs (
+  job_id text PRIMARY KEY,
+  process_id text NOT NULL,
+  status text NOT NULL CHECK (status IN ('accepted', 'running', 'successful', 'failed', 'dismissed')),
+  progress integer NOT NULL DEFAULT 0,
+  message text NOT NULL DEFAULT '',
+  inputs jsonb NOT NULL DEFAULT '{}',
+  response text NOT NULL DEFAULT 'document',
+  results jsonb,
+  error jsonb,
+  compute_s double precision,
+  owner_host text NOT NULL,
+  owner_pid integer NOT NULL,
+  created timestamptz NOT NULL DEFAULT clock_timestamp(),
+  started timestamptz,
+  finished timestamptz,
+  updated timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS jobs_created_idx ON meta.jobs (created DESC);
+CREATE INDEX IF NOT EXISTS jobs_active_idx ON meta.jobs (status) WHERE status IN ('accepted', 'running');
+"""
+
+_COLS = ("job_id", "process_id", "status", "progress", "message", "response", "created", "started", "finished",
+         "updated", "owner_host", "owner_pid", "compute_s")
+
+
+@dataclass
+class Job:
+    """One row of meta.jobs (results and error loaded on demand)."""
+
+    job_id: str
+    process_id: str
+    status: str
+    progress: int
+    message: str
+    response: str
+    created: datetime
+    started: datetime | None
+    finished: datetime | None
+    updated: datetime
+    owner_host: str
+    owner_pid: int
+    compute_s: float | None
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(*row)
+
+
+class JobStore:
+    """CRUD on meta.jobs."""
+
+    def __init__(self, db: WriteDB) -> None:
+        self.db = db
+
+    def ensure(self) -> None:
+        """Create meta.jobs if absent (serialised by an advisory lock)."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('sejong-processes-ddl'))")
+            cur.execute(DDL)
+
+    def create(self, process_id: str, inputs: dict[str, Any], response: str) -> Job:
+        """Register a job as accepted, owned by this process."""
+        job_id = str(uuid.uuid4())
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("INSERT INTO meta.jobs (job_id, process_id, status, message, inputs, response, "
+                                "owner_host, owner_pid) VALUES (%s, %s, 'accepted', 'queued', %s::jsonb, %s, %s, %s) "
+                                "RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, _COLS))),
+                        (job_id, process_id, json.dumps(inputs, ensure_ascii=False), response, HOST, os.getpid()))
+            row = cur.fetchone()
+        assert row is not None
+        return _job(row)
+
+    def get(self, job_id: str) -> Job | None:
+        """A job by id."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT {} FROM meta.jobs WHERE job_id = %s").format(
+                sql.SQL(", ").join(map(sql.Identifier, _COLS))), (job_id,))
+            row = cur.fetchone()
+        return _job(row) if row else None
+
+    def list_jobs(self, limit: int, offset: int = 0, process_id: str | None = None,
+             status: list[str] | None = None) -> list[Job]:
+        """Jobs, newest first."""
+        conds: list[sql.Composable] = [sql.SQL("TRUE")]
+        params: list[Any] = []
+        if process_id:
+            conds.append(sql.SQL("process_id = %s"))
+            params.append(process_id)
+        if status:
+            conds.append(sql.SQL("status = ANY(%s)"))
+            params.append(status)
+        q = sql.SQL("SELECT {} FROM meta.jobs WHERE {} ORDER BY created DESC, job_id LIMIT %s OFFSET %s").format(
+            sql.SQL(", ").join(map(sql.Identifier, _COLS)), sql.SQL(" AND ").join(conds))
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute(q, [*params, limit, offset])
+            return [_job(r) for r in cur.fetchall()]
+
+    def inputs(self, job_id: str) -> dict[str, Any]:
+        """The stored inputs of a job."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("SELECT inputs FROM meta.jobs WHERE job_id = %s", (job_id,))
+            row = cur.fetchone()
+        return dict(row[0]) if row else {}
+
+    def results(self, job_id: str) -> tuple[Any, Any]:
+        """(results, error) of a job."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("SELECT results, error FROM meta.jobs WHERE job_id = %s", (job_id,))
+            row = cur.fetchone()
+        return (row[0], row[1]) if row else (None, None)
+
+    def start(self, job_id: str) -> bool:
+        """accepted -> running (owned by this process); False if it was dismissed meanwhile."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("UPDATE meta.jobs SET status = 'running', started = clock_timestamp(), "
+                        "updated = clock_timestamp(), message = 'running', owner_host = %s, owner_pid = %s "
+                        "WHERE job_id = %s AND status = 'accepted'", (HOST, os.getpid(), job_id))
+            return bool(cur.rowcount)
+
+    def progress(self, job_id: str, percent: int, message: str) -> str | None:
+        """Record progress of a running job; returns the current status (None: job gone)."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("UPDATE meta.jobs SET progress = %s, message = %s, updated = clock_timestamp() "
+                        "WHERE job_id = %s AND status = 'running' RETURNING status",
+                        (max(0, min(100, percent)), message[:500], job_id))
+            row = cur.fetchone()
+            if row:
+                return str(row[0])
+            cur.execute("SELECT status FROM meta.jobs WHERE job_id = %s", (job_id,))
+            row = cur.fetchone()
+        return str(row[0]) if row else None
+
+    def status(self, job_id: str) -> str | None:
+        """Current status."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("SELECT status FROM meta.jobs WHERE job_id = %s", (job_id,))
+            row = cur.fetchone()
+        return str(row[0]) if row else None
+
+    def finish(self, job_id: str, results: Any, compute_s: float) -> bool:
+        """running -> successful with results; False if it was dismissed meanwhile."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("UPDATE meta.jobs SET status = 'successful', progress = 100, message = 'done', "
+                        "results = %s::jsonb, compute_s = %s, finished = clock_timestamp(), "
+                        "updated = clock_timestamp() WHERE job_id = %s AND status = 'running'",
+                        (json.dumps(results, ensure_ascii=False, allow_nan=False), compute_s, job_id))
+            return bool(cur.rowcount)
+
+    def fail(self, job_id: str, message: str, error: dict[str, Any]) -> None:
+        """Mark an active job failed with its exception document."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("UPDATE meta.jobs SET status = 'failed', message = %s, error = %s::jsonb, "
+                        "finished = clock_timestamp(), updated = clock_timestamp() "
+                        "WHERE job_id = %s AND status IN ('accepted', 'running')",
+                        (message[:500], json.dumps(error, ensure_ascii=False), job_id))
+
+    def dismiss(self, job_id: str) -> Job | None:
+        """Dismiss a job (a running one stops at its next progress check); results are dropped."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("UPDATE meta.jobs SET status = 'dismissed', message = 'dismissed by request', "
+                        "results = NULL, finished = coalesce(finished, clock_timestamp()), "
+                        "updated = clock_timestamp() WHERE job_id = %s", (job_id,))
+        return self.get(job_id)
+
+    def fail_orphans(self, alive: set[int] | None = None) -> list[str]:
+        """Fail active jobs on this host whose owner process is gone (server restart or crash)."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("SELECT job_id, owner_pid FROM meta.jobs WHERE status IN ('accepted', 'running') "
+                        "AND owner_host = %s FOR UPDATE SKIP LOCKED", (HOST,))
+            dead = [jid for jid, pid in cur.fetchall() if not _pid_alive(int(pid), alive)]
+            if dead:
+                msg = ("the server process running this job stopped (restart or crash) before it finished; "
+                       "submit the job again")
+                err = {"code": "NoApplicableCode", "type": "http://www.opengis.net/def/exceptions/"
+                       "ogcapi-processes-1/1.0/job-results-failed", "status": 500, "description": msg}
+                cur.execute("UPDATE meta.jobs SET status = 'failed', message = %s, error = %s::jsonb, "
+                            "finished = clock_timestamp(), updated = clock_timestamp() WHERE job_id = ANY(%s)",
+                            (msg, json.dumps(err), dead))
+        return dead
+
+
+def _pid_alive(pid: int, alive: set[int] | None) -> bool:
+    if alive is not None and pid in alive:
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _not_zombie(pid)
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
