@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from processes.config import ProcessesConfig
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from processes.config import ProcessesConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _ENV_PATTERN = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
