@@ -8,6 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
 # PostgreSQL 15 + PostGIS 3 + pgRouting: the embedded database when DATABASE_URL is not given; gdal-bin for clients
 RUN apt-get update \
  && apt-get install -y --no-install-recommends postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting gdal-bin \
+    nodejs npm fonts-nanum \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -18,6 +19,7 @@ COPY loaders loaders
 COPY processes processes
 COPY styles styles
 COPY config.yml run ./
+COPY server/static server/static
 RUN python -m venv var/venv \
  && var/venv/bin/pip install --no-cache-dir --upgrade pip \
  && var/venv/bin/pip install --no-cache-dir -e ".[test]" \

@@ -25,7 +25,7 @@ def database_url(cfg: AppConfig) -> str:
 
 def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     """Build the WSGI application."""
-    from server import common, features, tiles
+    from server import common, features, maps, styles_api, tiles
 
     cfg = cfg or load_config()
     app = Flask(__name__)
@@ -38,6 +38,8 @@ def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     app.register_blueprint(common.BP)
     app.register_blueprint(features.BP)
     app.register_blueprint(tiles.BP)
+    app.register_blueprint(styles_api.BP)
+    app.register_blueprint(maps.BP)
     from processes.api import register as register_processes
 
     register_processes(app)

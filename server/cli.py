@@ -48,6 +48,9 @@ def cmd_serve(argv: list[str]) -> int:
         counts = load_bundled(url)
         for table, rows in counts.items():
             print(f"   {table}: {rows} rows", flush=True)
+    from server.assets import ensure_assets
+
+    ensure_assets(REPO_ROOT)
     print(f"== serving on {cfg.server.url} (bind {cfg.server.bind})", flush=True)
     gunicorn = [str(VENV_BIN / "gunicorn"), "-c", str(REPO_ROOT / "server" / "gunicorn_conf.py"),
                 "--bind", cfg.server.bind, "--workers", str(cfg.server.workers),
@@ -65,6 +68,9 @@ def cmd_test(argv: list[str]) -> int:
         if subprocess.run(cmd, cwd=REPO_ROOT, check=False).returncode != 0:
             print(f"{tool} failed", flush=True)
             return 1
+    from server.assets import ensure_assets
+
+    ensure_assets(REPO_ROOT)
     port = int(os.environ.get("SEJONG_TEST_PG_PORT", "54339"))
     home = cluster_home(REPO_ROOT, "pg-test")
     if home.exists():

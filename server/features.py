@@ -26,6 +26,7 @@ from server.negotiate import (
     self_and_alternates,
 )
 from server.params import ITEM_PARAMS, build_items_query, encode_cursor, reject_unknown
+from server.styles_api import style_links
 
 BP = Blueprint("features", __name__)
 
@@ -72,6 +73,7 @@ def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, An
     if layer.tiles_enabled:
         links.append(link("http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", JSON, f"{path}/tiles",
                           "vector tiles"))
+        links.extend(style_links(layer.id))
     licences = {str(p["licence"]) for p in layer.provenance if p.get("licence")}
     for lic in sorted(licences):
         links.append({"rel": "license", "type": HTML, "title": lic,

@@ -54,6 +54,14 @@ export function exposeMap(map) {
   map.on('idle', () => { window.__mapIdle = true; });
   map.on('movestart', () => { window.__mapIdle = false; });
   map.on('dataloading', () => { window.__mapIdle = false; });
+  map.once('load', () => {   // on a phone the full attribution would cover the map: start collapsed (ⓘ opens it)
+    if (window.innerWidth < 720) {
+      for (const e of document.querySelectorAll('.maplibregl-ctrl-attrib.maplibregl-compact-show')) {
+        e.classList.remove('maplibregl-compact-show');
+        e.removeAttribute('open');
+      }
+    }
+  });
   window.__waitIdle = () => new Promise((resolve) => { map.once('idle', () => resolve(true)); map.triggerRepaint(); });
 }
 

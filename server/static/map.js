@@ -223,6 +223,7 @@ map.on('load', () => {
     map.on('mouseenter', id, () => { map.getCanvas().style.cursor = 'pointer'; });
     map.on('mouseleave', id, () => { map.getCanvas().style.cursor = ''; });
   }
+  window.__interactive = [...interactive];
   window.__ready = true;
 });
 map.on('moveend', () => { renderDownloads(); updateHints(); });
