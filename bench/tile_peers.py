@@ -56,7 +56,9 @@ def write_pygeoapi_tiles_config(dsn: str, tables: list[BenchTable], port: int, p
             "type": "tile", "name": "MVT-postgresql",
             "data": feature["data"], "id_field": t.id_col, "table": t.name, "geom_field": t.geom_col,
             "storage_crs": f"http://www.opengis.net/def/crs/EPSG/0/{t.srid}",
-            "options": {"zoom": {"min": 0, "max": 22}, "schemes": ["WebMercatorQuad"]},
+            # no options.schemes: pygeoapi 0.24 passes every non-dict option to its cached get_engine(), and a
+            # list there fails with "TypeError: unhashable type: 'list'"; the provider offers WebMercatorQuad anyway
+            "options": {"zoom": {"min": 0, "max": 22}},
             "format": {"name": "pbf", "mimetype": MVT},
         })
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")

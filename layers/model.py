@@ -51,7 +51,7 @@ class Column:
         return typ
 
 
-@dataclass
+@dataclass(eq=False)  # identity hash: tile SQL is cached per resolved layer
 class Layer:
     """A declared layer resolved against PostGIS."""
 

@@ -54,7 +54,7 @@ def sql_tile(layer: Layer, tms: TileMatrixSet, cql: sql.Composable | None = None
     return sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom'{fid}) FROM ("
         "SELECT {cols}, ST_AsMVTGeom({geom}, ST_MakeEnvelope(%(x1)s, %(y1)s, %(x2)s, %(y2)s, {tsrid}), "
-        "{extent}, {buffer}, true) AS geom FROM {table} WHERE {where}) t WHERE t.geom IS NOT NULL"
+        "{extent}, {buffer}, true) AS geom FROM {table} WHERE {where}) t"
     ).format(
         name=sql.Literal(layer.id), extent=sql.Literal(MVT_EXTENT), buffer=sql.Literal(MVT_BUFFER),
         fid=sql.SQL(", '__fid'") if int_id else sql.SQL(""), cols=sql.SQL(", ").join(select_cols), geom=geom,

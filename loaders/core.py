@@ -36,6 +36,14 @@ CREATE TABLE IF NOT EXISTS meta.datasets (
   geometries_repaired integer NOT NULL DEFAULT 0,
   data_version bigint NOT NULL DEFAULT 1
 );
+CREATE OR REPLACE FUNCTION meta.notify_data_version() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('sejong_data_version', NEW.table_name);  -- delivered at commit, with the swap
+  RETURN NEW;
+END $$;
+CREATE OR REPLACE TRIGGER datasets_notify AFTER INSERT OR UPDATE ON meta.datasets
+  FOR EACH ROW EXECUTE FUNCTION meta.notify_data_version();
 CREATE OR REPLACE FUNCTION meta.pm10_grade(v numeric) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE WHEN v IS NULL THEN NULL WHEN v <= 30 THEN '좋음' WHEN v <= 80 THEN '보통'

@@ -11,6 +11,7 @@ from server.config import AppConfig, load_config
 from server.db import Database
 from server.errors import register_error_handlers
 from server.registry import LayerRegistry
+from server.versions import VersionWatcher
 
 LOGGER = logging.getLogger(__name__)
 
@@ -33,7 +34,9 @@ def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     app.url_map.strict_slashes = False
     db = Database(dsn or database_url(cfg), cfg.database.pool_size, cfg.server.statement_timeout_ms)
     registry = LayerRegistry(cfg, db)
-    app.config.update(SEJONG=cfg, DB=db, REGISTRY=registry)
+    versions = VersionWatcher(db.dsn, on_change=registry.mark_stale)
+    versions.start()
+    app.config.update(SEJONG=cfg, DB=db, REGISTRY=registry, VERSIONS=versions)
     register_error_handlers(app)
     app.register_blueprint(common.BP)
     app.register_blueprint(features.BP)

@@ -114,7 +114,20 @@ def export(app: Flask, layer_id: str, minzoom: int, maxzoom: int, out: Path, *, 
     bounds = layer.extent
     assert bounds is not None  # plan() refuses a layer without extent
     version = _current_version(app, layer)
+    saved_cache = app.config.get("TILE_CACHE")
     app.config["TILE_CACHE"] = TileCache(0)  # render every tile now; do not fill (or read) the server's caches
+    try:
+        return _write(app, layer, lo, hi, tiles, bounds, version, out, jobs, compression, progress, started)
+    finally:
+        if saved_cache is None:
+            app.config.pop("TILE_CACHE", None)
+        else:
+            app.config["TILE_CACHE"] = saved_cache
+
+
+def _write(app: Flask, layer: Layer, lo: int, hi: int, tiles: list[tuple[int, int, int]],
+           bounds: tuple[float, float, float, float], version: int, out: Path, jobs: int, compression: str,
+           progress: Callable[[int, int, float], None] | None, started: float) -> ExportResult:
     tls = local()
 
     def fetch(tile: tuple[int, int, int]) -> bytes:

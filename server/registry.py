@@ -61,6 +61,10 @@ class LayerRegistry:
         self._layers = layers
         self._stamp = time.monotonic()
 
+    def mark_stale(self) -> None:
+        """Re-read the catalog on the next request (the loaders swapped data in)."""
+        self._stamp = 0.0
+
     def _fresh(self) -> dict[str, Layer]:
         if time.monotonic() - self._stamp > self.ttl:
             with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -78,6 +79,7 @@ def _union_extent(layers: list[Layer]) -> tuple[float, float, float, float]:
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
 
+@lru_cache(maxsize=2048)
 def limits(tms: TileMatrixSet, extent: tuple[float, float, float, float], zmin: int, zmax: int) -> list[dict[str, Any]]:
     """tileMatrixSetLimits covering an extent between two zooms."""
     out = []
@@ -254,7 +256,7 @@ def collection_tilejson(collection_id: str) -> Response:
 
 
 def _versions(conn: Any, layers: list[Layer]) -> dict[str, int]:
-    """Current data version per layer, read in the tile's own transaction (a reload is never served stale)."""
+    """Current data version per layer, read in the tile's own snapshot."""
     tables = sorted({t for layer in layers for t in layer.catalog_tables})
     with conn.cursor() as cur:
         cur.execute("SELECT table_name, data_version FROM meta.datasets WHERE table_name = ANY(%s)", (tables,))
@@ -262,22 +264,43 @@ def _versions(conn: Any, layers: list[Layer]) -> dict[str, int]:
     return {layer.id: sum(int(by_table.get(t, 0)) for t in layer.catalog_tables) for layer in layers}
 
 
+def _known_versions(layers: list[Layer]) -> dict[str, int] | None:
+    """Versions from the in-memory watcher (no database round trip), or None when it cannot vouch for them."""
+    watcher = current_app.config.get("VERSIONS")
+    current = watcher.current() if watcher is not None else None
+    if current is None:
+        return None
+    return {layer.id: sum(int(current.get(t, 0)) for t in layer.catalog_tables) for layer in layers}
+
+
+@lru_cache(maxsize=512)
+def _compiled(layer: Layer, tms_id: str) -> sql.Composed:
+    """The layer's tile SQL for a tile matrix set, composed once per resolved layer."""
+    return sql_tile(layer, TILE_MATRIX_SETS[tms_id])
+
+
+@lru_cache(maxsize=64)
+def _valid_area(srid: int, tms_id: str) -> tuple[float, float, float, float]:
+    """Where the storage CRS is valid, in the tile matrix set's CRS."""
+    return TILE_MATRIX_SETS[tms_id].lonlat_to_crs(area_of_use(srid))
+
+
 def _render(conn: Any, layer: Layer, tms: TileMatrixSet, z: int, row: int, col: int,
             cql: sql.Composable | None) -> bytes:
     """One layer's MVT bytes (empty when nothing is there)."""
     x1, y1, x2, y2 = tms.tile_bounds(z, row, col)
     margin = (x2 - x1) * 64 / 4096
-    ext = tms.lonlat_to_crs(area_of_use(layer.srid))  # where the storage CRS is valid (data is checked to be there)
-    q1, q2, q3, q4 = max(x1 - margin, ext[0]), max(y1 - margin, ext[1]), min(x2 + margin, ext[2]), \
-        min(y2 + margin, ext[3])
+    ext = _valid_area(layer.srid, tms.id)  # data is checked to lie there at load time
+    q1, q2 = max(x1 - margin, ext[0]), max(y1 - margin, ext[1])
+    q3, q4 = min(x2 + margin, ext[2]), min(y2 + margin, ext[3])
     if q1 > q3 or q2 > q4:
         return b""
     maxzoom = zoom_range(layer)[1]
     tol = 0.0 if z >= maxzoom else tms.cell_size(z) * tms.metres_per_unit / 16 * 0.8
-    filt = None
-    if cql is not None:
-        filt = sql.SQL(cql.as_string(conn).replace("%", "%%"))
-    query = sql_tile(layer, tms, filt)
+    if cql is None:
+        query: sql.Composable = _compiled(layer, tms.id)
+    else:
+        query = sql_tile(layer, tms, sql.SQL(cql.as_string(conn).replace("%", "%%")))
     with conn.cursor() as cur:
         cur.execute(query, {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "q1": q1, "q2": q2, "q3": q3, "q4": q4,
                             "tol": tol})
@@ -285,25 +308,39 @@ def _render(conn: Any, layer: Layer, tms: TileMatrixSet, z: int, row: int, col: 
     return bytes(row_[0]) if row_ and row_[0] else b""
 
 
+def _cache_key(tms: TileMatrixSet, z: int, row: int, col: int, filter_key: str, layers: list[Layer],
+               versions: dict[str, int]) -> str:
+    return "|".join([tms.id, f"{z}/{row}/{col}", filter_key,
+                     ",".join(f"{layer.id}@{versions[layer.id]}" for layer in layers)])
+
+
 def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, col: int,
                    cql: sql.Composable | None, filter_key: str) -> Response:
     cache = _cache()
     cfg = current_app.config["SEJONG"].tiles
-    with current_app.config["DB"].connection(snapshot=True) as conn:  # versions and tiles from one snapshot
-        versions = _versions(conn, layers)
-        if any(versions[layer.id] != layer.data_version for layer in layers):
-            registry = _registry()
-            registry.refresh()  # reloaded since we last looked: new extent, columns and version
-            layers = [registry.get(layer.id) for layer in layers]
-        key = "|".join([tms.id, f"{z}/{row}/{col}", filter_key,
-                        ",".join(f"{layer.id}@{versions[layer.id]}" for layer in layers)])
+    known = _known_versions(layers)
+    data: bytes | None = None
+    if known is not None:  # the fast path: no database round trip for a 304 or a cache hit
+        key = _cache_key(tms, z, row, col, filter_key, layers, known)
         etag = hashlib.sha1(key.encode()).hexdigest()[:24]
         if request.if_none_match and request.if_none_match.contains(etag):
             return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control})
         data = cache.get(key)
-        if data is None:
-            data = b"".join(_render(conn, layer, tms, z, row, col, cql) for layer in layers)
-            cache.put(key, data)
+    if data is None:
+        with current_app.config["DB"].connection(snapshot=True) as conn:  # versions and tiles from one snapshot
+            versions = _versions(conn, layers)
+            if any(versions[layer.id] != layer.data_version for layer in layers):
+                registry = _registry()
+                registry.refresh()  # reloaded since we last looked: new extent, columns and version
+                layers = [registry.get(layer.id) for layer in layers]
+            key = _cache_key(tms, z, row, col, filter_key, layers, versions)
+            etag = hashlib.sha1(key.encode()).hexdigest()[:24]
+            if request.if_none_match and request.if_none_match.contains(etag):
+                return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control})
+            data = cache.get(key)
+            if data is None:
+                data = b"".join(_render(conn, layer, tms, z, row, col, cql) for layer in layers)
+                cache.put(key, data)
     headers = {"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control}
     if data and "gzip" in request.headers.get("Accept-Encoding", ""):
         gz_key = key + "|gz"
