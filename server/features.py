@@ -182,9 +182,26 @@ def _fetch_page(layer: Layer, q: ItemsQuery) -> tuple[bytes, int, Any, int | Non
         if q.after is None and q.offset == 0 and returned < q.limit:
             matched = returned  # the whole answer is on this page
         elif layer.estimated_rows <= EXACT_COUNT_MAX_ROWS:
-            cur.execute(sql_count(layer, q))
-            matched = int(cur.fetchone()[0])
+            version_key = _version_key(layer) if not q.where else None  # read before counting, never after
+            matched = _COUNTS.get(version_key) if version_key else None
+            if matched is None:
+                cur.execute(sql_count(layer, q))
+                matched = int(cur.fetchone()[0])
+                if version_key:
+                    _COUNTS[version_key] = matched
     return text, int(returned), last, matched
+
+
+_COUNTS: dict[tuple[str, int], int] = {}
+
+
+def _version_key(layer: Layer) -> tuple[str, int] | None:
+    """(layer, data version) from the in-memory watcher, None when it cannot vouch for the version."""
+    watcher = current_app.config.get("VERSIONS")
+    current = watcher.current() if watcher is not None else None
+    if current is None or not all(t in current for t in layer.catalog_tables):
+        return None
+    return (layer.id, sum(current[t] for t in layer.catalog_tables))
 
 
 def _page_links(layer: Layer, q: ItemsQuery, fmt: str, returned: int, last: Any,
