@@ -6,7 +6,10 @@ existing sites are forced open and counted; every call returns a :class:`SitingR
 and gap. Bad input raises :class:`SitingInputError` (a ``ValueError``) whose message says what to change.
 """
 
+from processes.siting.capacitated import capacitated_p_median
+from processes.siting.coverage import lscp, mclp
 from processes.siting.orlib import load_pmed, load_pmedopt
+from processes.siting.pcenter import p_center
 from processes.siting.pmedian import attendance_factor, max_attendance, p_median
 from processes.siting.result import (
     Method,
@@ -25,8 +28,12 @@ __all__ = [
     "SitingResult",
     "Status",
     "attendance_factor",
+    "capacitated_p_median",
     "load_pmed",
     "load_pmedopt",
+    "lscp",
     "max_attendance",
+    "mclp",
+    "p_center",
     "p_median",
 ]

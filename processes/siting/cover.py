@@ -83,7 +83,7 @@ def greedy_max_cover(a: sparse.csr_matrix, weight: FloatArray, p: int) -> IntArr
 def set_cover_mip(a: sparse.csr_matrix, *, max_sites: int | None, time_limit: float, mip_rel_gap: float = 0.0,
                   start: IntArray | None = None, progress: Progress | None = None,
                   span: tuple[float, float] = (10.0, 95.0), label: str = "set cover") -> MipOutcome:
-    r"""Minimum set cover :math:`\min \sum_j y_j` s.t. :math:`A y \ge 1`, optionally :math:`\sum_j y_j \le` max_sites."""
+    r"""Minimum set cover :math:`\min \sum_j y_j` s.t. :math:`A y \ge 1` (and :math:`\sum_j y_j \le` max_sites)."""
     n_rows, n_cols = a.shape
     a = a.tocsr()
     start_ = a.indptr.astype(np.int32)

@@ -24,8 +24,8 @@ import numpy.typing as npt
 
 from processes.siting.cover import Groups, greedy_cover, greedy_max_cover, group_rows, mclp_mip, set_cover_mip
 from processes.siting.metrics import make_result
-from processes.siting.minsum import _say
 from processes.siting.result import Method, Progress, SitingInfeasibleError, SitingInputError, SitingResult, Status
+from processes.siting.result import say as _say
 from processes.siting.swap import HybridHeuristic
 from processes.siting.validate import check_instance, check_threshold
 

@@ -125,18 +125,20 @@ def solve_mip(
         sol.col_value = list(np.asarray(start, dtype=np.float64))
         sol.value_valid = True
         h.setSolution(sol)
+    failure: list[BaseException] = []
     if progress is not None and not relax:
-        _attach_progress(h, progress, progress_span, time_limit, label, mip.maximize)
+        _attach_progress(h, progress, progress_span, time_limit, label, failure)
     h.run()
+    if failure:
+        h.clear()
+        raise failure[0]
     ms = h.getModelStatus()
     info = h.getInfo()
     has_sol = info.primal_solution_status == 2
     x = np.asarray(h.getSolution().col_value, dtype=np.float64) if has_sol else None
     obj = float(info.objective_function_value) if has_sol else float("nan")
-    if relax:
-        bound = obj if ms == highspy.HighsModelStatus.kOptimal else float("nan")
-    else:
-        bound = float(info.mip_dual_bound)
+    lp_bound = obj if ms == highspy.HighsModelStatus.kOptimal else float("nan")
+    bound = lp_bound if relax else float(info.mip_dual_bound)
     if ms == highspy.HighsModelStatus.kOptimal:
         st: MipStatus = "optimal"
     elif ms == highspy.HighsModelStatus.kInfeasible:
@@ -153,11 +155,16 @@ def solve_mip(
 
 
 def _attach_progress(h: highspy.Highs, progress: Progress, span: tuple[float, float], time_limit: float,
-                     label: str, maximize: bool) -> None:
+                     label: str, failure: list[BaseException]) -> None:
+    """Report MIP progress at most twice a second; an exception from ``progress`` interrupts HiGHS and is
+    re-raised by :func:`solve_mip` after the solver returned (the way to cancel a job)."""
     last = [0.0]
     lo, hi = span
 
     def on_event(e: highspy.HighsCallbackEvent) -> None:
+        if failure:
+            e.interrupt()
+            return
         now = time.perf_counter()
         if now - last[0] < 0.5:
             return
@@ -173,7 +180,8 @@ def _attach_progress(h: highspy.Highs, progress: Progress, span: tuple[float, fl
             frac = max(frac, 1.0 - min(1.0, gap))
         try:
             progress(lo + (hi - lo) * frac, msg)
-        except Exception:
-            pass
+        except BaseException as exc:  # kept and re-raised by solve_mip, outside the C++ callback
+            failure.append(exc)
+            e.interrupt()
 
     h.cbMipInterrupt.subscribe(on_event)

@@ -11,11 +11,20 @@ import numpy as np
 
 from processes.siting.lagrange import lagrangian_bound
 from processes.siting.radius import build_levels, model_size, solve_radius, true_cost
-from processes.siting.result import FloatArray, IntArray, Method, Progress, SitingInfeasibleError, SitingInputError
+from processes.siting.result import (
+    FloatArray,
+    IntArray,
+    Method,
+    Progress,
+    SitingInfeasibleError,
+    SitingInputError,
+)
+from processes.siting.result import say as _say
 from processes.siting.swap import HybridHeuristic
 
 AUTO_EXACT_CELLS = 2_500_000      # n * m above which 'auto' goes heuristic
 MAX_EXACT_NONZEROS = 30_000_000   # radius-model nonzeros above which 'exact' is refused
+LAGRANGE_FIRST_CELLS = 100_000    # exact runs above this size compute a Lagrangian bound first
 
 
 @dataclass
@@ -28,14 +37,6 @@ class MinSumOutcome:
     status: str
     solver: str
     details: dict[str, Any] = field(default_factory=dict)
-
-
-def _say(progress: Progress | None, pct: float, msg: str) -> None:
-    if progress is not None:
-        try:
-            progress(pct, msg)
-        except Exception:
-            pass
 
 
 def _vns_rounds(n: int, m: int) -> int:
@@ -98,6 +99,14 @@ def solve_minsum(
                                     deadline=deadline, progress=progress, details=details)
     else:
         hh.vns(min(rounds, 20), t0 + time_limit * 0.25)
+        lag_bound = -math.inf
+        if n * m > LAGRANGE_FIRST_CELLS:  # large: a Lagrangian bound (and restarts) first, kept if the MIP stops
+            _, d = true_cost(c_cand, e, ww, np.searchsorted(cand, hh.best))
+            lb = lagrangian_bound(cw, ww, fixed, cand, p, hh.best_obj, lam0=ww * d, time_budget=0.15 * time_limit,
+                                  integral=integral, improve=lambda sel: hh.restart_from(sel, deadline),
+                                  improve_every=40)
+            lag_bound = lb.bound
+            details["lagrangian_bound"] = lb.bound
         heur = hh.solution()
         details.update({"heuristic_objective": heur.objective, "heuristic_s": time.perf_counter() - t0})
         _say(progress, 25.0, f"heuristic objective {heur.objective:.6g}; building the radius model")
@@ -120,7 +129,10 @@ def solve_minsum(
                         "mip_nodes": rad.nodes})
         status = "optimal" if rad.status == "optimal" else ("time_limit" if rad.status == "time_limit" else
                                                              "feasible")
-        out = MinSumOutcome(cand[rad.open_pos], rad.objective, rad.bound, status, "highs-mip", details)
+        bound = max(rad.bound, min(lag_bound, rad.objective))
+        if status != "optimal" and rad.objective <= bound + 1e-9 * max(1.0, abs(bound)):
+            status = "optimal"
+        out = MinSumOutcome(cand[rad.open_pos], rad.objective, bound, status, "highs-mip", details)
     if penalty is not None:
         _, dd = true_cost(cw[:, cand], cw[:, fixed].min(axis=1) if fixed.size else np.full(n, np.inf), ww,
                           np.searchsorted(cand, out.new_open))

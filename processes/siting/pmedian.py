@@ -31,8 +31,9 @@ import numpy as np
 import numpy.typing as npt
 
 from processes.siting.metrics import make_result, nearest
-from processes.siting.minsum import MAX_EXACT_NONZEROS, _say, solve_minsum
+from processes.siting.minsum import MAX_EXACT_NONZEROS, solve_minsum
 from processes.siting.result import Method, Progress, SitingInputError, SitingResult
+from processes.siting.result import say as _say
 from processes.siting.validate import check_instance, check_threshold
 
 Decay = Literal["linear", "exponential", "step"]

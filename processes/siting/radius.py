@@ -177,7 +177,7 @@ def solve_radius(
     start_pos: IntArray,
     time_limit: float,
     integral: bool,
-    margin: int = 2,
+    margin: int = 4,
     lower: float = -math.inf,
     mip_rel_gap: float = 1e-6,
     progress: Progress | None = None,

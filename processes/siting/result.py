@@ -116,5 +116,7 @@ def rel_gap(objective: float, bound: float) -> float:
     return float(diff / max(abs(objective), 1e-9))
 
 
-def noop_progress(percent: float, message: str) -> None:
-    """Progress callback that ignores its arguments."""
+def say(progress: Progress | None, percent: float, message: str) -> None:
+    """Report progress; an exception raised by the callback propagates (that is how a job cancels a solve)."""
+    if progress is not None:
+        progress(float(min(100.0, max(0.0, percent))), message)
