@@ -308,10 +308,17 @@ def _render(conn: Any, layer: Layer, tms: TileMatrixSet, z: int, row: int, col: 
     return bytes(row_[0]) if row_ and row_[0] else b""
 
 
-def _cache_key(tms: TileMatrixSet, z: int, row: int, col: int, filter_key: str, layers: list[Layer],
-               versions: dict[str, int]) -> str:
-    return "|".join([tms.id, f"{z}/{row}/{col}", filter_key,
-                     ",".join(f"{layer.id}@{versions[layer.id]}" for layer in layers)])
+def _key_and_etag(tms: TileMatrixSet, z: int, row: int, col: int, filter_key: str, layers: list[Layer],
+                  versions: dict[str, int]) -> tuple[str, str]:
+    """Cache key (tile, filter and every layer's data version) and the ETag derived from it."""
+    key = "|".join([tms.id, f"{z}/{row}/{col}", filter_key,
+                    ",".join(f"{layer.id}@{versions[layer.id]}" for layer in layers)])
+    return key, hashlib.sha1(key.encode()).hexdigest()[:24]
+
+
+def _not_modified(etag: str) -> bool:
+    """Whether the client already holds this tile."""
+    return bool(request.if_none_match and request.if_none_match.contains(etag))
 
 
 def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, col: int,
@@ -321,9 +328,8 @@ def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, co
     known = _known_versions(layers)
     data: bytes | None = None
     if known is not None:  # the fast path: no database round trip for a 304 or a cache hit
-        key = _cache_key(tms, z, row, col, filter_key, layers, known)
-        etag = hashlib.sha1(key.encode()).hexdigest()[:24]
-        if request.if_none_match and request.if_none_match.contains(etag):
+        key, etag = _key_and_etag(tms, z, row, col, filter_key, layers, known)
+        if _not_modified(etag):
             return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control})
         data = cache.get(key)
     if data is None:
@@ -333,9 +339,8 @@ def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, co
                 registry = _registry()
                 registry.refresh()  # reloaded since we last looked: new extent, columns and version
                 layers = [registry.get(layer.id) for layer in layers]
-            key = _cache_key(tms, z, row, col, filter_key, layers, versions)
-            etag = hashlib.sha1(key.encode()).hexdigest()[:24]
-            if request.if_none_match and request.if_none_match.contains(etag):
+            key, etag = _key_and_etag(tms, z, row, col, filter_key, layers, versions)
+            if _not_modified(etag):
                 return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control})
             data = cache.get(key)
             if data is None:
