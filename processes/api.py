@@ -39,8 +39,9 @@ def processors(cfg: pconfig.ProcessesConfig) -> dict[str, Processor]:
     """Every process of this server by id."""
     from processes.accessibility import AccessibilityProcessor
     from processes.echo import EchoProcessor
+    from processes.soc_siting import SocSitingProcessor
 
-    procs: list[Processor] = [EchoProcessor(cfg), AccessibilityProcessor(cfg)]
+    procs: list[Processor] = [EchoProcessor(cfg), AccessibilityProcessor(cfg), SocSitingProcessor(cfg)]
     return {p.id: p for p in procs}
 
 

@@ -83,6 +83,7 @@ def store_layer(conn: psycopg2.extensions.connection, job_id: str, name: str, ro
                     "geometry_type = EXCLUDED.geometry_type, expires_at = EXCLUDED.expires_at, style = EXCLUDED.style",
                     (lid, f"results.{lid}", titles[0], titles[1], geometry_type, job_id,
                      timedelta(hours=ttl_hours), json.dumps(style) if style else None))
+        cur.execute("SELECT pg_notify('sejong_data_version', 'meta.result_layers')")  # every server re-reads
     return lid
 
 
