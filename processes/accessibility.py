@@ -67,28 +67,11 @@ class AccessibilityProcessor(Processor):
         areas = None
         if inputs.get("areas") is not None:
             areas = inp.layer(services, inputs["areas"], cfg, "areas")
-        network = self._network(services, inputs.get("network"), demand)
+        network = nw.choose_network(services, inputs.get("network"), demand.sample_xy)
         return {"mode": mode, "minutes": minutes, "outputs": list(dict.fromkeys(wanted)), "store": store,
                 "per_facility": per_fac, "facilities": facilities, "demand": demand, "areas": areas,
                 "network": network, "preset": inputs.get("facility_type"),
                 "preset_source": preset.source if preset else None}
-
-    def _network(self, services: dict[str, Any], name: Any, demand: inp.Demand) -> str | None:
-        with services["read_db"].connection() as conn:
-            names = nw.list_networks(conn)
-            if name == "none":
-                return None
-            if name is not None:
-                if name not in names:
-                    raise InputError(f"network: {name!r} is not loaded; loaded: {', '.join(names) or 'none'} "
-                                     f"(or \"none\" for straight-line distance)")
-                return str(name)
-            for candidate in names:
-                hull = nw.hull(conn, candidate)
-                if hull is not None and shapely.contains_xy(hull, demand.sample_xy[:, 0],
-                                                            demand.sample_xy[:, 1]).mean() >= 0.5:
-                    return candidate
-        return None
 
     def run(self, inputs: dict[str, Any], ctx: Context) -> dict[str, Any]:
         """One multi-source search, then coverage, per-area shares, isochrones and gaps."""

@@ -295,3 +295,25 @@ def hull(conn: psycopg2.extensions.connection, name: str) -> Any:
             row = cur.fetchone()
         _HULLS[key] = shapely.from_wkb(bytes(row[0])) if row and row[0] else None
     return _HULLS[key]
+
+
+def choose_network(services: dict[str, Any], name: Any, xy: npt.NDArray[np.float64]) -> str | None:
+    """The network a request names ("none": straight line), or the loaded one holding most of its points."""
+    import shapely
+
+    from processes.errors import InputError
+
+    with services["read_db"].connection() as conn:
+        names = list_networks(conn)
+        if name == "none":
+            return None
+        if name is not None:
+            if name not in names:
+                raise InputError(f"network: {name!r} is not loaded; loaded: {', '.join(names) or 'none'} "
+                                 f"(or \"none\" for straight-line distance)")
+            return str(name)
+        for candidate in names:
+            outline = hull(conn, candidate)
+            if outline is not None and shapely.contains_xy(outline, xy[:, 0], xy[:, 1]).mean() >= 0.5:
+                return candidate
+    return None

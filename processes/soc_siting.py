@@ -35,23 +35,6 @@ def _number(inputs: dict[str, Any], name: str, default: float | None, lo: float,
     return float(v)
 
 
-def _network(services: dict[str, Any], name: Any, xy: np.ndarray) -> str | None:
-    with services["read_db"].connection() as conn:
-        names = nw.list_networks(conn)
-        if name == "none":
-            return None
-        if name is not None:
-            if name not in names:
-                raise InputError(f"network: {name!r} is not loaded; loaded: {', '.join(names) or 'none'} "
-                                 f"(or \"none\" for straight-line distance)")
-            return str(name)
-        for candidate in names:
-            hull = nw.hull(conn, candidate)
-            if hull is not None and shapely.contains_xy(hull, xy[:, 0], xy[:, 1]).mean() >= 0.5:
-                return candidate
-    return None
-
-
 def _metrics(c: np.ndarray, w: np.ndarray, cols: np.ndarray, t: float) -> dict[str, Any] | None:
     """Coverage within t and weighted mean / worst time to the nearest of cols (None without cols)."""
     if cols.size == 0:
@@ -151,7 +134,7 @@ class SocSitingProcessor(Processor):
         if model == "capacitated-p-median" and cells > MAX_PAIRS:
             raise InputError(f"capacitated-p-median: {cells:,} demand-site pairs, more than {MAX_PAIRS:,}; use a "
                              "larger demand.cell_m or fewer candidates")
-        network = _network(services, inputs.get("network"), demand.sample_xy)
+        network = nw.choose_network(services, inputs.get("network"), demand.sample_xy)
         return {"model": model, "mode": mode, "minutes": minutes, "cutoff": cutoff, "time_limit": time_limit,
                 "method": method, "p": p, "capacity": capacity, "decay": decay, "beta": beta,
                 "outputs": list(dict.fromkeys(wanted)), "store": store, "candidates": cand, "existing": existing,
