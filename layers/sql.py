@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from psycopg2 import sql
@@ -53,11 +54,19 @@ def sql_properties(cols: list[Column]) -> sql.Composable:
 
 def sql_feature_text(layer: Layer, q: ItemsQuery) -> sql.Composable:
     """One GeoJSON Feature as text, built entirely in PostGIS."""
+    props = tuple(q.properties) if q.properties is not None else None
+    return _feature_text(layer, q.out_crs, props, q.skip_geometry)
+
+
+@lru_cache(maxsize=1024)
+def _feature_text(layer: Layer, out_crs: CrsInfo, properties: tuple[Column, ...] | None,
+                  skip_geometry: bool) -> sql.Composable:
+    """sql_feature_text, composed once per resolved layer, CRS and property choice."""
     geometry: sql.Composable = sql.SQL("'null'")
-    if not q.skip_geometry:
+    if not skip_geometry:
         geometry = sql.SQL("coalesce(ST_AsGeoJSON({g}, {d}, 0), 'null')").format(
-            g=sql_geometry(layer, q.out_crs), d=sql.Literal(q.out_crs.decimals))
-    props = q.properties if q.properties is not None else layer.properties
+            g=sql_geometry(layer, out_crs), d=sql.Literal(out_crs.decimals))
+    props = list(properties) if properties is not None else layer.properties
     return sql.SQL(
         "'{{\"type\":\"Feature\",\"id\":' || to_json({id})::text || ',\"geometry\":' || {geom}"
         " || ',\"properties\":' || ({props})::text || '}}'"
