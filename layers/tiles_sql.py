@@ -22,15 +22,24 @@ class TileQuery:
     template: sql.Composed  # placeholders: x1 y1 x2 y2 (tile), q1 q2 q3 q4 (query box), tol; {filter} pre-joined
 
 
-def _props(layer: Layer) -> list[str]:
-    wanted = layer.config.tiles.properties if not isinstance(layer.config.tiles, bool) else None
+def tile_properties(layer: Layer, z: int) -> tuple[str, ...]:
+    """Properties a tile carries at zoom z: `tiles.properties`, narrowed by `tiles.properties_by_zoom`."""
+    tiles = layer.config.tiles
     cols = [c.name for c in layer.properties if c.json_type[0] != "object"]
-    if wanted:
-        cols = [c for c in cols if c in wanted or c == layer.config.id]
-    return cols
+    if isinstance(tiles, bool):
+        return tuple(cols)
+    if tiles.properties:
+        cols = [c for c in cols if c in tiles.properties or c == layer.config.id]
+    if tiles.properties_by_zoom:
+        steps = [k for k in sorted(tiles.properties_by_zoom) if k <= z]
+        chosen = tiles.properties_by_zoom[steps[-1]] if steps else []
+        if chosen != "*":
+            cols = [c for c in cols if c in chosen or c == layer.config.id]
+    return tuple(cols)
 
 
-def sql_tile(layer: Layer, tms: TileMatrixSet, cql: sql.Composable | None = None) -> sql.Composed:
+def sql_tile(layer: Layer, tms: TileMatrixSet, cols: tuple[str, ...],
+             cql: sql.Composable | None = None) -> sql.Composed:
     """SELECT ST_AsMVT(...) for one tile of one layer (source-layer = layer id)."""
     geom: sql.Composable = layer.geom
     if "Polygon" in layer.geometry_type or "Line" in layer.geometry_type:
@@ -40,7 +49,6 @@ def sql_tile(layer: Layer, tms: TileMatrixSet, cql: sql.Composable | None = None
     if tms.northing_first and tms.srid == 4326:
         pass  # tiles are always x/y; axis order applies only to TMS documents
     int_id = layer.id_column.json_type[0] == "integer"
-    cols = _props(layer)
     select_cols = [sql.SQL("{} AS {}").format(sql.Identifier(layer.config.id), sql.Identifier("__fid"))] if int_id \
         else []
     select_cols += [sql.Identifier(c) for c in cols]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -40,6 +40,8 @@ class TilesConfig(BaseModel):
     minzoom: int = Field(default=0, ge=0, le=24)
     maxzoom: int = Field(default=18, ge=0, le=24)
     properties: list[str] | None = None  # properties carried in tiles (default: all)
+    # from zoom k upward the tiles carry these properties ("*": all); below the lowest k only the id
+    properties_by_zoom: dict[int, list[str] | Literal["*"]] | None = None
 
 
 class LayerConfig(BaseModel):

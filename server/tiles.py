@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, request
 from psycopg2 import sql
 
 from layers.model import Layer
-from layers.tiles_sql import sql_tile
+from layers.tiles_sql import sql_tile, tile_properties
 from server.crs import area_of_use
 from server.errors import InvalidParameterValue, NotFound
 from server.negotiate import JSON, href, language, link
@@ -274,9 +274,9 @@ def _known_versions(layers: list[Layer]) -> dict[str, int] | None:
 
 
 @lru_cache(maxsize=512)
-def _compiled(layer: Layer, tms_id: str) -> sql.Composed:
-    """The layer's tile SQL for a tile matrix set, composed once per resolved layer."""
-    return sql_tile(layer, TILE_MATRIX_SETS[tms_id])
+def _compiled(layer: Layer, tms_id: str, cols: tuple[str, ...]) -> sql.Composed:
+    """The layer's tile SQL for a tile matrix set and property set, composed once per resolved layer."""
+    return sql_tile(layer, TILE_MATRIX_SETS[tms_id], cols)
 
 
 @lru_cache(maxsize=64)
@@ -298,9 +298,9 @@ def _render(conn: Any, layer: Layer, tms: TileMatrixSet, z: int, row: int, col: 
     maxzoom = zoom_range(layer)[1]
     tol = 0.0 if z >= maxzoom else tms.cell_size(z) * tms.metres_per_unit / 16 * 0.8
     if cql is None:
-        query: sql.Composable = _compiled(layer, tms.id)
+        query: sql.Composable = _compiled(layer, tms.id, tile_properties(layer, z))
     else:
-        query = sql_tile(layer, tms, sql.SQL(cql.as_string(conn).replace("%", "%%")))
+        query = sql_tile(layer, tms, tile_properties(layer, z), sql.SQL(cql.as_string(conn).replace("%", "%%")))
     with conn.cursor() as cur:
         cur.execute(query, {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "q1": q1, "q2": q2, "q3": q3, "q4": q4,
                             "tol": tol})

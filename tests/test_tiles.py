@@ -210,3 +210,15 @@ def test_polygon_tile_geometry_is_generalised_but_placed(client: Any) -> None:
     feats = tile["admin_areas"]["features"]
     assert len(feats) >= 10
     assert all(shape(f["geometry"]).intersects(box(-64, -64, 4160, 4160)) for f in feats)
+
+
+def test_properties_by_zoom(client: Any) -> None:
+    """config.yml: street lights carry only lamp_type (and id) below z15, every property from z15."""
+    tiles = {}
+    for z in (13, 15):
+        row, col = _tile_of(127.289, 36.48, z)
+        feats = decode(client.get(f"/collections/street_lights/tiles/WebMercatorQuad/{z}/{row}/{col}").get_data())
+        tiles[z] = feats["street_lights"]["features"]
+    assert tiles[13] and tiles[15]
+    assert {k for f in tiles[13] for k in f["properties"]} <= {"id", "lamp_type"}
+    assert {"location", "address_jibun"} <= {k for f in tiles[15] for k in f["properties"]}
