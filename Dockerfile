@@ -19,11 +19,11 @@ COPY loaders loaders
 COPY processes processes
 COPY styles styles
 COPY config.yml run ./
-COPY server/static server/static
 RUN python -m venv var/venv \
  && var/venv/bin/pip install --no-cache-dir --upgrade pip \
  && var/venv/bin/pip install --no-cache-dir -e ".[test]" \
- && touch "var/venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+ && touch "var/venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)" \
+ && var/venv/bin/python -c "from pathlib import Path; from server.assets import ensure_assets; ensure_assets(Path('.'))"
 
 # The real public data is not in the image: mount it at /data (or let the loader fetch it by MANIFEST).
 VOLUME ["/data"]
