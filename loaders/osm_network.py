@@ -121,14 +121,17 @@ def read_osm(path: Path) -> tuple[dict[int, tuple[float, float]], list[Way]]:
         raise LoadError("reading .osm/.pbf needs pyosmium: pip install osmium") from exc
     nodes: dict[int, tuple[float, float]] = {}
     ways: list[Way] = []
-    for obj in osmium.FileProcessor(str(path)).with_locations():
-        if isinstance(obj, osmium.osm.Way) and "highway" in obj.tags:
-            ids = []
-            for n in obj.nodes:
-                if n.location.valid():
-                    nodes[n.ref] = (n.location.lon, n.location.lat)
-                    ids.append(n.ref)
-            ways.append(Way(obj.id, {t.k: t.v for t in obj.tags}, ids))
+    try:
+        for obj in osmium.FileProcessor(str(path)).with_locations():
+            if isinstance(obj, osmium.osm.Way) and "highway" in obj.tags:
+                ids = []
+                for n in obj.nodes:
+                    if n.location.valid():
+                        nodes[n.ref] = (n.location.lon, n.location.lat)
+                    ids.append(n.ref)  # keep nodes missing from the file so no edge bridges the gap
+                ways.append(Way(obj.id, {t.k: t.v for t in obj.tags}, ids))
+    except RuntimeError as exc:  # osmium's open/parse errors
+        raise LoadError(f"{path.name}: not a readable OSM file ({exc})") from exc
     return nodes, ways
 
 
