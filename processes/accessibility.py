@@ -43,15 +43,7 @@ class AccessibilityProcessor(Processor):
         """Resolve presets, layers, filters, demand samples and the network; 400 with what to fix."""
         inputs = super().validate(inputs, services)
         cfg = self.config
-        preset = None
-        if "facility_type" in inputs:
-            preset = cfg.presets.get(inputs["facility_type"]) if isinstance(inputs["facility_type"], str) else None
-            if preset is None:
-                raise InputError(f"facility_type: unknown {inputs['facility_type']!r}; use one of: "
-                                 f"{', '.join(sorted(cfg.presets))}")
-        mode = inputs.get("mode", preset.mode if preset else "walk")
-        if mode not in nw.MODES:
-            raise InputError(f"mode: {mode!r} is not a travel mode; use walk, bike or car")
+        preset, mode = inp.preset_and_mode(cfg, inputs)
         minutes = _minutes(inputs.get("minutes", preset.minutes if preset else [10]), cfg.max_minutes)
         wanted = inputs.get("_outputs") or inputs.get("outputs") or DEFAULT_OUTPUTS
         if not isinstance(wanted, list) or not all(o in OUTPUTS for o in wanted):

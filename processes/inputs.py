@@ -333,3 +333,19 @@ def demand(services: dict[str, Any], spec: Any, cfg: ProcessesConfig) -> Demand:
 def to_lonlat(geom: shapely.Geometry) -> shapely.Geometry:
     """EPSG:5186 -> lon/lat."""
     return shapely.transform(geom, lambda c: np.column_stack(TO_4326.transform(c[:, 0], c[:, 1])))
+
+
+def preset_and_mode(cfg: ProcessesConfig, inputs: dict[str, Any]) -> tuple[Any, str]:
+    """The facility-type preset a request names (or None) and its travel mode (a request's mode wins)."""
+    from processes import network as nw
+
+    preset = None
+    if "facility_type" in inputs:
+        preset = cfg.presets.get(inputs["facility_type"]) if isinstance(inputs["facility_type"], str) else None
+        if preset is None:
+            raise InputError(f"facility_type: unknown {inputs['facility_type']!r}; use one of: "
+                             f"{', '.join(sorted(cfg.presets))}")
+    mode = inputs.get("mode", preset.mode if preset else "walk")
+    if mode not in nw.MODES:
+        raise InputError(f"mode: {mode!r} is not a travel mode; use walk, bike or car")
+    return preset, str(mode)

@@ -67,15 +67,7 @@ class SocSitingProcessor(Processor):
         model = str(inputs["model"]).replace("_", "-") if isinstance(inputs["model"], str) else None
         if model not in MODELS:
             raise InputError(f"model: {inputs['model']!r} is unknown; use one of: {', '.join(MODELS)}")
-        preset = None
-        if "facility_type" in inputs:
-            preset = cfg.presets.get(inputs["facility_type"]) if isinstance(inputs["facility_type"], str) else None
-            if preset is None:
-                raise InputError(f"facility_type: unknown {inputs['facility_type']!r}; use one of: "
-                                 f"{', '.join(sorted(cfg.presets))}")
-        mode = inputs.get("mode", preset.mode if preset else "walk")
-        if mode not in nw.MODES:
-            raise InputError(f"mode: {mode!r} is not a travel mode; use walk, bike or car")
+        preset, mode = inp.preset_and_mode(cfg, inputs)
         minutes = _number(inputs, "minutes", preset.minutes[0] if preset else 10.0, 0.1, cfg.max_minutes,
                           f"give the coverage threshold in minutes (above 0, at most {cfg.max_minutes:g})")
         assert minutes is not None

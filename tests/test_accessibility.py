@@ -9,21 +9,14 @@ import psycopg2
 import pytest
 from pyproj import Transformer
 
-from loaders.osm_network import load_bundled_networks
 from processes.access_meta import PROCESS_METADATA
-from processes.api import register
 
 TO_LL = Transformer.from_crs(5186, 4326, always_xy=True)
 
 
 @pytest.fixture(scope="module")
-def pc(dsn: str, loaded: dict[str, int]):  # type: ignore[no-untyped-def]
-    """Test client of an app with the Processes routes and the Paju data loaded."""
-    from server.app import create_app
-
-    load_bundled_networks(dsn)
-    app = create_app(dsn=dsn)
-    register(app)
+def pc(app):  # type: ignore[no-untyped-def]
+    """Test client of the app (Processes routes included; bundled data and the Paju network loaded)."""
     return app.test_client()
 
 

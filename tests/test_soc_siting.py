@@ -11,10 +11,8 @@ import psycopg2
 import pytest
 from pyproj import Transformer
 
-from loaders.osm_network import load_bundled_networks
 from processes import network as nw
 from processes import siting_io as sio
-from processes.api import register
 from processes.soc_meta import PAJU_MCLP, PAJU_PMEDIAN, PROCESS_METADATA, SEJONG_BIKE
 
 TO_LL = Transformer.from_crs(5186, 4326, always_xy=True)
@@ -23,13 +21,8 @@ UNJEONG = "name IN ('운정1동', '운정2동', '운정3동')"
 
 
 @pytest.fixture(scope="module")
-def pc(dsn: str, loaded: dict[str, int]):  # type: ignore[no-untyped-def]
-    """Test client of an app with the Processes routes and the Paju network loaded."""
-    from server.app import create_app
-
-    load_bundled_networks(dsn)
-    app = create_app(dsn=dsn)
-    register(app)
+def pc(app):  # type: ignore[no-untyped-def]
+    """Test client of the app (Processes routes included; bundled data and the Paju network loaded)."""
     return app.test_client()
 
 
