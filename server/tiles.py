@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -332,32 +333,24 @@ def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, co
                    cql: sql.Composable | None, filter_key: str) -> Response:
     cache = _cache()
     cfg = current_app.config["SEJONG"].tiles
+    # When the watcher vouches for the versions, a 304 or a cache hit costs no database round trip and a miss
+    # renders in autocommit (what it reads is at least as new as the versions in its key); otherwise versions
+    # and tiles come from one repeatable-read snapshot.
     known = _known_versions(layers)
-    if known is not None:
-        # The watcher vouches for the versions: a 304 or a cache hit costs no database round trip, and a miss
-        # renders in autocommit (what it reads is at least as new as the versions in its key).
-        if any(known[layer.id] != layer.data_version for layer in layers):
+    with contextlib.ExitStack() as stack:
+        conn = None if known is not None else stack.enter_context(current_app.config["DB"].connection(snapshot=True))
+        versions = known if known is not None else _versions(conn, layers)
+        if any(versions[layer.id] != layer.data_version for layer in layers):
             layers = _refreshed(layers)
-        key, etag = _key_and_etag(tms, z, row, col, filter_key, layers, known)
+        key, etag = _key_and_etag(tms, z, row, col, filter_key, layers, versions)
         if _not_modified(etag):
             return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control})
         data = cache.get(key)
         if data is None:
-            with current_app.config["DB"].connection() as conn:
-                data = b"".join(_render(conn, layer, tms, z, row, col, cql) for layer in layers)
+            if conn is None:
+                conn = stack.enter_context(current_app.config["DB"].connection())
+            data = b"".join(_render(conn, layer, tms, z, row, col, cql) for layer in layers)
             cache.put(key, data)
-    else:
-        with current_app.config["DB"].connection(snapshot=True) as conn:  # versions and tiles from one snapshot
-            versions = _versions(conn, layers)
-            if any(versions[layer.id] != layer.data_version for layer in layers):
-                layers = _refreshed(layers)
-            key, etag = _key_and_etag(tms, z, row, col, filter_key, layers, versions)
-            if _not_modified(etag):
-                return Response(status=304, headers={"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control})
-            data = cache.get(key)
-            if data is None:
-                data = b"".join(_render(conn, layer, tms, z, row, col, cql) for layer in layers)
-                cache.put(key, data)
     headers = {"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control}
     if data and "gzip" in request.headers.get("Accept-Encoding", ""):
         gz_key = key + "|gz"

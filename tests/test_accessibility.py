@@ -7,11 +7,9 @@ from typing import Any
 import numpy as np
 import psycopg2
 import pytest
-from pyproj import Transformer
+from process_helpers import points, run_process
 
 from processes.access_meta import PROCESS_METADATA
-
-TO_LL = Transformer.from_crs(5186, 4326, always_xy=True)
 
 
 @pytest.fixture(scope="module")
@@ -21,17 +19,10 @@ def pc(app):  # type: ignore[no-untyped-def]
 
 
 def _run(pc: Any, inputs: dict[str, Any], status: int = 200) -> dict[str, Any]:
-    resp = pc.post("/processes/accessibility/execution", json={"inputs": inputs})
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()  # type: ignore[no-any-return]
+    return run_process(pc, "/processes/accessibility/execution", inputs, status)
 
 
-def _points(xy: np.ndarray, weights: list[float] | None = None) -> dict[str, Any]:
-    lon, lat = TO_LL.transform(xy[:, 0], xy[:, 1])
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": i, "geometry": {"type": "Point", "coordinates": [lo, la]},
-         "properties": {"weight": weights[i] if weights else 1}}
-        for i, (lo, la) in enumerate(zip(lon, lat, strict=True))]}
+_points = points
 
 
 def test_examples_run(pc: Any) -> None:

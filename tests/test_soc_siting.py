@@ -9,13 +9,12 @@ from typing import Any
 import numpy as np
 import psycopg2
 import pytest
-from pyproj import Transformer
+from process_helpers import points, run_process
 
 from processes import network as nw
 from processes import siting_io as sio
 from processes.soc_meta import PAJU_MCLP, PAJU_PMEDIAN, PROCESS_METADATA, SEJONG_BIKE
 
-TO_LL = Transformer.from_crs(5186, 4326, always_xy=True)
 URL = "/processes/soc-siting/execution"
 UNJEONG = "name IN ('운정1동', '운정2동', '운정3동')"
 
@@ -27,17 +26,10 @@ def pc(app):  # type: ignore[no-untyped-def]
 
 
 def _run(pc: Any, inputs: dict[str, Any], status: int = 200) -> dict[str, Any]:
-    resp = pc.post(URL, json={"inputs": inputs})
-    assert resp.status_code == status, resp.get_data(as_text=True)
-    return resp.get_json()  # type: ignore[no-any-return]
+    return run_process(pc, URL, inputs, status)
 
 
-def _points(xy: np.ndarray, weights: list[float] | None = None) -> dict[str, Any]:
-    lon, lat = TO_LL.transform(xy[:, 0], xy[:, 1])
-    return {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "id": i, "geometry": {"type": "Point", "coordinates": [lo, la]},
-         "properties": {"weight": weights[i] if weights else 1}}
-        for i, (lo, la) in enumerate(zip(lon, lat, strict=True))]}
+_points = points
 
 
 @pytest.fixture(scope="module")
