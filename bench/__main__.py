@@ -18,7 +18,7 @@ import requests
 from bench import datasets, report, servers
 from bench.features import WARMUP, http_floor, run_query
 from bench.queries import LIMIT, build_queries
-from server.config import REPO_ROOT
+from core.config import REPO_ROOT
 
 SYSTEMS = ("ours", "bare", "pygeoapi", "tipg")
 OUT = REPO_ROOT / "var" / "bench" / "features.json"

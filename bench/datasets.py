@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg2
 from psycopg2 import sql
 
-from server.config import REPO_ROOT
+from core.config import REPO_ROOT
 
 DATA_DIR = (REPO_ROOT / ".." / "shared" / "data").resolve()
 LIGHTS_CSV = DATA_DIR / "sejong" / "street-lights" / "세종_가로등현황.csv"

@@ -62,8 +62,8 @@ def bench_mode(conn: Any, mode: str, roots: np.ndarray) -> dict[str, float]:
 
 def job_overhead(dsn: str, n: int = 10) -> None:
     """Submit async accessibility jobs through the Flask app and time submit -> results minus compute."""
-    from processes.api import register
     from server.app import create_app
+    from server.processes_api import register
 
     app = create_app(dsn=dsn)
     rt = register(app)

@@ -14,11 +14,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 import psycopg2.extensions
 
+from core.config import load_config
 from layers.model import resolve
+from layers.query import build_items_query
 from layers.sql import sql_count, sql_items
-from server.config import load_config
 from server.features import EXACT_COUNT_MAX_ROWS
-from server.params import build_items_query
 
 
 def our_sql_call(conn: psycopg2.extensions.connection, config: Path, layer_id: str,

@@ -18,7 +18,7 @@ import requests
 import yaml
 
 from bench.datasets import BenchTable
-from server.config import REPO_ROOT
+from core.config import REPO_ROOT
 
 VENV_BIN = Path(sys.executable).parent
 TIPG_VENV = REPO_ROOT / "var" / "bench-venv-tipg"

@@ -32,7 +32,7 @@ from psycopg2 import sql
 from bench import datasets, tile_peers
 from bench.report import percentile, target_ok, write_json
 from bench.servers import Server
-from server.config import REPO_ROOT
+from core.config import REPO_ROOT
 
 SYSTEMS = ("bare", "ours", "tipg", "pygeoapi")
 HTTP_SYSTEMS = ("ours", "tipg", "pygeoapi")

@@ -1,1 +1,1 @@
-"""Per-layer modules: one per layer id in config.yml (bundled-data recipe, catalog text, PROPERTIES)."""
+"""The serving model: layers declared in config.yml resolved against PostGIS, and the SQL that serves them."""

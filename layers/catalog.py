@@ -7,7 +7,7 @@ from typing import Any
 from psycopg2 import sql
 from pyproj import Transformer
 
-from server.config import LayerConfig
+from core.config import LayerConfig
 
 
 def columns(conn: Any, table: str) -> list[tuple[str, str]]:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg2 import sql
 
+from core.config import LayerConfig
 from layers import catalog
-from server.config import LayerConfig
 
 LOGGER = logging.getLogger(__name__)
 
@@ -67,7 +65,6 @@ class Layer:
     data_version: int = 0
     titles: dict[str, tuple[str, str]] = field(default_factory=dict)
     catalog_tables: list[str] = field(default_factory=list)
-    resolved_at: float = field(default_factory=time.monotonic)
 
     @property
     def table(self) -> sql.Identifier:
@@ -110,14 +107,6 @@ class Layer:
         return self.config.tiles is not False
 
 
-def layer_module(layer_id: str) -> Any | None:
-    """The layers/<id>.py module of a layer, if any."""
-    try:
-        return importlib.import_module(f"layers.{layer_id}")
-    except ModuleNotFoundError:
-        return None
-
-
 def resolve(conn: Any, layer_id: str, cfg: LayerConfig) -> Layer | None:
     """Resolve one declaration; None (with a warning) when its table is missing."""
     cols = catalog.columns(conn, cfg.table)
@@ -133,9 +122,8 @@ def resolve(conn: Any, layer_id: str, cfg: LayerConfig) -> Layer | None:
         LOGGER.info("layer %s: %s has no rows yet; published once loaded", layer_id, cfg.table)
         return None
     srid, gtype = catalog.geometry_info(conn, cfg)
-    module = layer_module(layer_id)
-    titles = dict(getattr(module, "PROPERTIES", {}) or {})
-    catalog_tables = list(getattr(module, "CATALOG_TABLES", [cfg.table]) or [cfg.table])
+    titles = dict(cfg.titles)
+    catalog_tables = [cfg.table]
     provenance, version = catalog.provenance(conn, catalog_tables)
     temporal = catalog.temporal_extent(conn, cfg) if cfg.datetime else None
     return Layer(

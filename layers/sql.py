@@ -8,8 +8,8 @@ from typing import Any
 
 from psycopg2 import sql
 
+from core.crs import CrsInfo
 from layers.model import Column, Layer
-from server.crs import CrsInfo
 
 _MAX_ARGS_PAIRS = 50  # json_build_object takes at most 100 arguments
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from psycopg2 import sql
 
+from core.tms import TileMatrixSet
 from layers.model import Layer
-from server.tms import TileMatrixSet
 
 MVT_EXTENT = 4096
 MVT_BUFFER = 64

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
 
-from loaders import config
+from core.config import REPO_ROOT, load_config
 from loaders.core import catalog_entry, prepare
 from loaders.errors import LoadError
 from loaders.recipes import Dataset, load_dataset, sha256
@@ -23,14 +24,21 @@ def manifest() -> dict[str, dict[str, str]]:
 
 
 def layer_modules(only: list[str] | None = None) -> dict[str, ModuleType]:
-    """layers.<id> modules for the layer ids of config.yml (optionally a subset)."""
-    ids = list(config.layer_tables())
+    """Bundled recipes (loaders/datasets/<id>.py) of the layer ids of config.yml (optionally a subset).
+
+    A layer without a recipe module has no bundled data: it is served once something loads its table.
+    """
+    ids = list(load_config().layers)
     if only:
         unknown = [o for o in only if o not in ids]
         if unknown:
             raise LoadError(f"unknown layer(s) {', '.join(unknown)}; config.yml has {', '.join(ids)}")
         ids = [i for i in ids if i in only]
-    return {lid: importlib.import_module(f"layers.{lid}") for lid in ids}
+    out: dict[str, ModuleType] = {}
+    for lid in ids:
+        if importlib.util.find_spec(f"loaders.datasets.{lid}") is not None:
+            out[lid] = importlib.import_module(f"loaders.datasets.{lid}")
+    return out
 
 
 def datasets(only: list[str] | None = None) -> list[Dataset]:
@@ -48,10 +56,10 @@ def needed_files(dsets: list[Dataset]) -> list[str]:
 
 def resolve_data_dir(data_dir: Path | None, files: list[str]) -> Path:
     """The data folder: given, SEJONG_DATA_DIR, config (../shared/data); else fetch by manifest into var/data/."""
-    base = data_dir or config.data_dir()
+    base = data_dir or load_config().data.path()
     if base.is_dir() and all((base / f).exists() for f in files):
         return base
-    return fetch_files(files, config.REPO_ROOT / "var" / "data", missing_from=base)
+    return fetch_files(files, REPO_ROOT / "var" / "data", missing_from=base)
 
 
 def fetch_files(files: list[str], target: Path, missing_from: Path) -> Path:

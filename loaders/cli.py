@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from loaders import config
+from core.config import database_url, load_config
 from loaders.core import LoadResult, Meta, RowStats, SourceFile, load_table
 from loaders.errors import LoadError
 from loaders.recipes import sha256
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_readings(dsn: str, files: list[Path], fmt: str | None = None, encoding: str = "auto",
                   max_rows: int | None = None) -> LoadResult:
     """Replace the readings of these files (other sources stay) in one transaction."""
-    from layers import air_quality, air_quality_readings
+    from loaders.datasets import air_quality_readings, air_quality_tables
     from loaders.readings import airkorea_json, seoul_daily
 
     stats = RowStats()
@@ -95,7 +95,7 @@ def load_readings(dsn: str, files: list[Path], fmt: str | None = None, encoding:
     res = load_table(dsn, air_quality_readings.SPEC, rows(), label=", ".join(f.name for f in files),
                      sources=[SourceFile(f.name, sha256(f)) for f in files], meta=air_quality_readings.META,
                      stats=stats, max_rows=max_rows)
-    air_quality.ensure_views(dsn)
+    air_quality_tables.ensure_views(dsn)
     return res
 
 
@@ -106,11 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "bundled":
             from loaders.bundled import load_bundled
 
-            counts = load_bundled(config.database_url(args.dsn), args.data_dir, args.force, args.only)
+            counts = load_bundled(database_url(dsn=args.dsn, embedded=False), args.data_dir, args.force, args.only)
             for table, n in counts.items():
                 print(f"{table}\t{n}")
             return 0
-        dsn = config.database_url(args.dsn)
+        dsn = database_url(dsn=args.dsn, embedded=False)
         if args.cmd == "csv":
             from loaders.fileload import load_csv
 
@@ -127,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd == "readings":
             res = load_readings(dsn, args.file, args.format, args.encoding, args.max_rows)
         else:
-            from layers import facilities
+            from loaders.datasets import facilities
 
-            res = facilities.load_region(dsn, args.data_dir or config.data_dir(), args.region, args.table)
+            res = facilities.load_region(dsn, args.data_dir or load_config().data.path(), args.region, args.table)
     except (LoadError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         print("nothing was changed in the database", file=sys.stderr)

@@ -16,7 +16,7 @@ from loaders.vector import ewkb, geometry_kind, read_vector
 
 def known_csv_recipe(table: str, region: str | None) -> tuple[TableSpec, CsvRecipe, Meta] | None:
     """The bundled recipe of a layer table (bike_stations, street_lights), if `table` is one."""
-    from layers import bike_stations, street_lights
+    from loaders.datasets import bike_stations, street_lights
 
     name = table if "." in table else f"public.{table}"
     if name == bike_stations.TABLE:
@@ -89,7 +89,7 @@ def load_file(dsn: str, path: Path, table: str | None = None, *, epsg: int | Non
     stats = RowStats(skipped=data.skipped)
     sources = [SourceFile(path.name, sha256(path))]
     if layout in ("lsmd", "al_d002"):
-        from layers import land
+        from loaders.datasets import land
 
         if prices:
             sources.append(SourceFile(prices.name, sha256(prices)))
@@ -97,7 +97,7 @@ def load_file(dsn: str, path: Path, table: str | None = None, *, epsg: int | Non
         rows = parcel_rows(frame, layout, path.name, read_prices(prices) if prices else None)
         meta = _meta(land.META, title, licence, attribution)
     elif layout in ("al_d010", "f_fac_building") or (layout == "osm" and table in (None, "public.buildings")):
-        from layers import buildings
+        from loaders.datasets import buildings
 
         spec = _retarget(buildings.SPEC, table)
         rows = building_rows(frame, layout or "osm", path.name)

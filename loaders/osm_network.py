@@ -24,7 +24,7 @@ from typing import Any
 from psycopg2 import sql
 from pyproj import Transformer
 
-from loaders import config
+from core.config import NoDatabase, database_url, load_config
 from loaders.core import (
     Column,
     Meta,
@@ -262,7 +262,7 @@ def load_network(dsn: str, path: Path, name: str, source_label: str | None = Non
 
 def paju_emd_rows(data_dir: Path, stats: RowStats) -> Iterator[dict[str, Any]]:
     """KOSTAT 2018 읍면동 of 파주시 (code 31200*) with 2022 registered voters joined by name."""
-    from layers.emd_2018 import rows as emd_rows
+    from loaders.datasets.emd_2018 import rows as emd_rows
 
     text, _ = decode_file(data_dir / VOTERS_FILE, "auto", VOTERS_FILE)
     voters = {r["ELEC_EMD"].strip(): int(r["POPU_ALL"]) for r in csv.DictReader(io.StringIO(text), delimiter="\t")
@@ -295,10 +295,10 @@ def _unchanged(dsn: str, table: str, files: dict[str, Path]) -> int | None:
 
 def load_bundled_networks(dsn: str, data_dir: Path | None = None, force: bool = False) -> dict[str, int]:
     """Bundled networks plus the Paju demand (public.paju_emd) and facilities (public.facilities_paju)."""
-    from layers import facilities
     from loaders.core import load_table
+    from loaders.datasets import facilities
 
-    base = data_dir or config.data_dir()
+    base = data_dir or load_config().data.path()
     out: dict[str, int] = {}
     for rel, name in BUNDLED.items():
         if not (base / rel).exists():
@@ -338,14 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dsn", help="PostgreSQL URL (default: $DATABASE_URL)")
     args = ap.parse_args(argv)
     try:
-        dsn = config.database_url(args.dsn)
+        dsn = database_url(dsn=args.dsn, embedded=False)
         if args.bundled:
             counts = load_bundled_networks(dsn, args.data_dir, args.force)
         elif args.file and args.name:
             counts = load_network(dsn, args.file, args.name)
         else:
             ap.error("give FILE --name NAME, or --bundled")
-    except LoadError as exc:
+    except (LoadError, NoDatabase) as exc:
         print(f"error: {exc}\nnothing was changed in the database", file=sys.stderr)
         return 1
     for table, n in counts.items():

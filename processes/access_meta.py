@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from processes.presets import PRESETS
+from core.presets import PRESETS
 
 _LAYER_OR_POINTS = {"oneOf": [
     {"type": "object", "required": ["layer"], "properties": {

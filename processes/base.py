@@ -9,8 +9,8 @@ from typing import Any, ClassVar
 
 from pygeoapi.process.base import BaseProcessor
 
-from processes.config import ProcessesConfig
-from processes.db import WriteDB
+from core.config import ProcessesConfig
+from core.db import Database
 from processes.errors import InputError, JobDismissed
 
 
@@ -18,7 +18,7 @@ from processes.errors import InputError, JobDismissed
 class Context:
     """What a running process may use: the database, config, job id and a progress reporter."""
 
-    db: WriteDB
+    db: Database
     config: ProcessesConfig
     job_id: str
     services: dict[str, Any] = field(default_factory=dict)
@@ -71,8 +71,3 @@ class Processor(BaseProcessor):  # type: ignore[misc]
     def run(self, inputs: dict[str, Any], ctx: Context) -> dict[str, Any]:
         """Compute the outputs {output id: value}."""
         raise NotImplementedError
-
-    def execute(self, data: dict[str, Any], outputs: dict[str, Any] | None = None) -> tuple[str, Any]:
-        """pygeoapi entry point (no job context: no progress, no dismissal)."""
-        ctx = Context(db=WriteDB(""), config=self.config, job_id="")
-        return "application/json", self.run(self.validate(data, {}), ctx)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import InvalidParameterValue, OGCError
+from core.errors import InvalidParameterValue, OGCError
 
 PROCESSES_NS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
 

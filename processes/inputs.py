@@ -14,12 +14,11 @@ import shapely
 from psycopg2 import sql
 from pyproj import Transformer
 
+from core.config import Bilingual, LayerConfig, ProcessesConfig
+from core.errors import InvalidParameterValue, NotFound
 from layers.model import Layer, resolve
-from processes.config import ProcessesConfig
+from layers.query import parse_filter
 from processes.errors import InputError
-from server.config import Bilingual, LayerConfig
-from server.errors import InvalidParameterValue, NotFound
-from server.params import parse_filter
 
 TO_5186 = Transformer.from_crs(4326, 5186, always_xy=True)
 TO_4326 = Transformer.from_crs(5186, 4326, always_xy=True)

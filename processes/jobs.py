@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg2 import sql
 
-from processes.db import WriteDB
+from core.db import Database
 
 HOST = socket.gethostname()
 ACTIVE = ("accepted", "running")
@@ -72,7 +72,7 @@ def _job(row: tuple[Any, ...]) -> Job:
 class JobStore:
     """CRUD on meta.jobs."""
 
-    def __init__(self, db: WriteDB) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     def ensure(self) -> None:

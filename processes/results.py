@@ -11,7 +11,7 @@ from typing import Any
 import psycopg2.extensions
 from psycopg2 import sql
 
-from processes.db import WriteDB
+from core.db import Database
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS results;
@@ -31,7 +31,7 @@ CREATE INDEX IF NOT EXISTS result_layers_expires_idx ON meta.result_layers (expi
 _PG_TYPES = {bool: "boolean", int: "double precision", float: "double precision"}
 
 
-def ensure(db: WriteDB) -> None:
+def ensure(db: Database) -> None:
     """Create the results schema and meta.result_layers if absent."""
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('sejong-processes-ddl'))")
@@ -95,7 +95,7 @@ def _drop(cur: psycopg2.extensions.cursor, where: sql.Composable, params: Sequen
     return len(ids)
 
 
-def cleanup(db: WriteDB) -> int:
+def cleanup(db: Database) -> int:
     """Drop expired result layers."""
     with db.transaction() as conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('meta.result_layers')")
@@ -105,7 +105,7 @@ def cleanup(db: WriteDB) -> int:
         return _drop(cur, sql.SQL("expires_at < now()"), [])
 
 
-def drop_job_layers(db: WriteDB, job_id: str) -> int:
+def drop_job_layers(db: Database, job_id: str) -> int:
     """Drop the result layers of one job (dismissed jobs)."""
     with db.transaction() as conn, conn.cursor() as cur:
         return _drop(cur, sql.SQL("job_id = %s"), [job_id])

@@ -9,13 +9,13 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from core.config import ProcessesConfig
+from core.db import Database
+from core.errors import OGCError
 from processes import results
 from processes.base import Context, Processor
-from processes.config import ProcessesConfig
-from processes.db import WriteDB
 from processes.errors import JobDismissed
 from processes.jobs import Job, JobStore
-from server.errors import OGCError
 
 LOGGER = logging.getLogger(__name__)
 MAINTENANCE_S = 30.0
@@ -27,7 +27,7 @@ class Runtime:
     def __init__(self, dsn: str, config: ProcessesConfig, processors: dict[str, Processor]) -> None:
         self.config = config
         self.processors = processors
-        self.db = WriteDB(dsn, size=config.workers + 4)
+        self.db = Database(dsn, config.workers + 4, 600_000, read_only=False, application_name="sejong-processes")
         self.store = JobStore(self.db)
         self._pool: ThreadPoolExecutor | None = None
         self._pid = 0

@@ -15,9 +15,9 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial.distance import cdist
 
+from core.config import ProcessesConfig
 from processes import inputs as inp
 from processes import network as nw
-from processes.config import ProcessesConfig
 from processes.errors import InputError
 
 FArray = npt.NDArray[np.float64]

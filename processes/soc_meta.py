@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from processes.presets import PRESETS
+from core.presets import PRESETS
 
 MODELS = ("lscp", "mclp", "p-median", "p-center", "capacitated-p-median", "max-attendance")
 OUTPUTS = ("summary", "sites", "allocation")

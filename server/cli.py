@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.config import REPO_ROOT, load_config
+from core.config import REPO_ROOT, NoDatabase, database_url, load_config
 from server.pgcluster import LocalCluster, cluster_home
 
 LOGGER = logging.getLogger("sejong")
@@ -24,9 +24,10 @@ def _embedded(port: int, name: str = "pg") -> LocalCluster:
 
 def _database(args_url: str | None = None) -> tuple[str, LocalCluster | None]:
     cfg = load_config()
-    url = args_url or os.environ.get("DATABASE_URL") or cfg.database.url
-    if url:
-        return url, None
+    try:
+        return database_url(cfg, args_url, embedded=False), None
+    except NoDatabase:
+        pass
     cluster = _embedded(cfg.database.embedded_port)
     print(f"== starting embedded PostgreSQL on 127.0.0.1:{cluster.port} ({cluster.datadir})", flush=True)
     cluster.start()
@@ -63,16 +64,22 @@ def cmd_serve(argv: list[str]) -> int:
 def cmd_test(argv: list[str]) -> int:
     """Lint, type-check, then run pytest against a throwaway PostGIS started and stopped here."""
     for tool, cmd in (("ruff", [str(VENV_BIN / "ruff"), "check", "."]),
-                      ("mypy", [str(VENV_BIN / "mypy"), "server", "layers", "loaders", "processes"])):
+                      ("mypy", [str(VENV_BIN / "mypy"), "core", "server", "layers", "loaders", "processes"]),
+                      ("lint-imports", [str(VENV_BIN / "lint-imports")])):
         print(f"== {tool}", flush=True)
         if subprocess.run(cmd, cwd=REPO_ROOT, check=False).returncode != 0:
             print(f"{tool} failed", flush=True)
             return 1
+    return cmd_pytest(argv)
+
+
+def cmd_pytest(argv: list[str]) -> int:
+    """Only pytest (arguments passed on) against a throwaway PostGIS on SEJONG_TEST_PG_PORT (default 54339)."""
     from server.assets import ensure_assets
 
     ensure_assets(REPO_ROOT)
     port = int(os.environ.get("SEJONG_TEST_PG_PORT", "54339"))
-    home = cluster_home(REPO_ROOT, "pg-test")
+    home = cluster_home(REPO_ROOT, f"pg-test-{port}")
     if home.exists():
         stale = LocalCluster(datadir=home / "data", port=port)
         stale.stop()
@@ -117,7 +124,8 @@ def cmd_db(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "test": cmd_test, "load": cmd_load, "bench": cmd_bench, "db": cmd_db}
+COMMANDS = {"serve": cmd_serve, "test": cmd_test, "pytest": cmd_pytest, "load": cmd_load, "bench": cmd_bench,
+            "db": cmd_db}
 
 
 def main() -> int:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, render_template, request
 
-from processes.api import CONFORMANCE as PROCESSES_CONFORMANCE
-from server.errors import OGCError
+from core.errors import OGCError
+from layers.query import reject_unknown
+from server import services
 from server.negotiate import HTML, JSON, OPENAPI_JSON, language, link, response_format, self_and_alternates
 from server.openapi import openapi_document
-from server.params import reject_unknown
+from server.processes_api import CONFORMANCE as PROCESSES_CONFORMANCE
 
 BP = Blueprint("common", __name__)
 
@@ -65,7 +66,7 @@ def landing() -> Response:
     reject_unknown(request.args, {"f", "lang"})
     fmt = response_format([JSON, HTML])
     lang = language()
-    meta = current_app.config["SEJONG"].metadata
+    meta = services.current().config.metadata
     doc = {
         "title": meta.title.get(lang),
         "description": meta.description.get(lang),
@@ -87,7 +88,7 @@ def landing() -> Response:
         ],
     }
     if fmt == HTML:
-        layers = current_app.config["REGISTRY"].public()
+        layers = services.current().registry.public()
         return Response(render_template("landing.html", doc=doc, layers=layers, lang=lang), mimetype=HTML)
     return _json(doc)
 
@@ -108,7 +109,7 @@ def api() -> Response:
     """OpenAPI 3.0 document (JSON) or its HTML rendering."""
     reject_unknown(request.args, {"f", "lang"})
     fmt = response_format([OPENAPI_JSON, HTML])
-    doc = openapi_document(current_app.config["SEJONG"], current_app.config["REGISTRY"].public())
+    doc = openapi_document(services.current().config, services.current().registry.public())
     if fmt == HTML:
         return Response(render_template("api.html", doc=doc, lang=language()), mimetype=HTML)
     return _json(doc, OPENAPI_JSON)
@@ -118,7 +119,7 @@ def api() -> Response:
 def health() -> Response:
     """Liveness and database reachability."""
     try:
-        with current_app.config["DB"].connection() as conn, conn.cursor() as cur:
+        with services.current().db.connection() as conn, conn.cursor() as cur:
             cur.execute("SELECT postgis_lib_version()")
             version = cur.fetchone()[0]
     except Exception as err:  # reported, not raised: this is the health endpoint

@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg2.extensions
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, render_template, request
 
+from core import crs as crs_mod
+from core.errors import NotFound
 from layers.model import Layer
+from layers.query import ITEM_PARAMS, build_items_query, encode_cursor, reject_unknown
 from layers.sql import ItemsQuery, sql_count, sql_item, sql_items
-from server import crs as crs_mod
-from server.errors import NotFound
+from server import services
 from server.negotiate import (
     GEOJSON,
     HTML,
@@ -25,7 +27,6 @@ from server.negotiate import (
     response_format,
     self_and_alternates,
 )
-from server.params import ITEM_PARAMS, build_items_query, encode_cursor, reject_unknown
 from server.styles_api import style_links
 
 BP = Blueprint("features", __name__)
@@ -36,11 +37,11 @@ QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 
 
 def _registry() -> Any:
-    return current_app.config["REGISTRY"]
+    return services.current().registry
 
 
 def _db() -> Any:
-    return current_app.config["DB"]
+    return services.current().db
 
 
 def _json(doc: Any, media: str = JSON, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -197,7 +198,7 @@ _COUNTS: dict[tuple[str, int], int] = {}
 
 def _version_key(layer: Layer) -> tuple[str, int] | None:
     """(layer, data version) from the in-memory watcher, None when it cannot vouch for the version."""
-    watcher = current_app.config.get("VERSIONS")
+    watcher = services.current().versions
     current = watcher.current() if watcher is not None else None
     if current is None or not all(t in current for t in layer.catalog_tables):
         return None
@@ -247,7 +248,7 @@ def items(collection_id: str) -> Response:
     """A page of features, built and serialised in PostGIS."""
     layer = _registry().get(collection_id)
     fmt = response_format([GEOJSON, HTML])
-    q, _ = build_items_query(layer, request.args, current_app.config["SEJONG"].server)
+    q, _ = build_items_query(layer, request.args, services.current().config.server)
     text, returned, last, matched = _fetch_page(layer, q)
     links = _page_links(layer, q, fmt, returned, last, matched)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -271,7 +272,7 @@ def item(collection_id: str, feature_id: str) -> Response:
     reject_unknown(request.args, ITEM_PARAMS)
     fmt = response_format([GEOJSON, HTML])
     q, _ = build_items_query(layer, {k: v for k, v in request.args.items() if k != "lang"},
-                             current_app.config["SEJONG"].server)
+                             services.current().config.server)
     fid: Any = feature_id
     if layer.id_column.json_type[0] == "integer":
         try:

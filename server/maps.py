@@ -14,15 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import shapely.geometry
-from flask import Blueprint, Response, current_app, render_template, request, send_from_directory
+from flask import Blueprint, Response, render_template, request, send_from_directory
 
-from layers.model import Layer, layer_module
+from core.errors import NotFound
+from layers.model import Layer
+from layers.query import build_items_query
 from layers.sql import sql_items
-from server import assets
-from server.config import REPO_ROOT
-from server.errors import NotFound
+from server import assets, services
 from server.negotiate import HTML, JSON, language
-from server.params import build_items_query
 
 BP = Blueprint("maps", __name__, static_folder="static", static_url_path="/map/static")
 
@@ -30,17 +29,17 @@ _MIME = {".mjs": "text/javascript", ".js": "text/javascript", ".css": "text/css"
 
 
 def _base() -> str:
-    return str(current_app.config["SEJONG"].server.url)
+    return str(services.current().config.server.url)
 
 
 def _assets_root() -> Path:
-    return Path(current_app.config.get("ASSETS_ROOT") or REPO_ROOT)
+    return services.current().assets_root
 
 
 def _page(template: str) -> Response:
     lang = language()
     return Response(render_template(template, base=_base(), lang=lang,
-                                    title=current_app.config["SEJONG"].metadata.title.get(lang)), mimetype=HTML)
+                                    title=services.current().config.metadata.title.get(lang)), mimetype=HTML)
 
 
 @BP.route("/map")
@@ -68,11 +67,9 @@ def maplibre_file(filename: str) -> Response:
 
 def layer_info(layer: Layer) -> dict[str, Any]:
     """What the map pages need to know about a collection: titles, property titles, zooms."""
-    module = layer_module(layer.id)
-    titles: dict[str, tuple[str, str]] = dict(getattr(module, "PROPERTIES", None) or layer.titles or {})
     props = []
     for col in layer.properties:
-        ko, en = titles.get(col.name, (col.name, col.name))
+        ko, en = layer.titles.get(col.name, (col.name, col.name))
         props.append({"name": col.name, "ko": ko, "en": en, "type": col.json_type[0]})
     tiles = layer.config.tiles
     zooms = {"minzoom": getattr(tiles, "minzoom", None), "maxzoom": getattr(tiles, "maxzoom", None)}
@@ -93,7 +90,7 @@ def layer_info(layer: Layer) -> dict[str, Any]:
 @BP.route("/map/layers.json")
 def layers_json() -> Response:
     """Every public collection with its Korean/English titles and property titles."""
-    layers = current_app.config["REGISTRY"].public()
+    layers = services.current().registry.public()
     doc = {"layers": [layer_info(layer) for layer in layers]}
     return Response(json.dumps(doc, ensure_ascii=False), mimetype=JSON)
 
@@ -107,11 +104,11 @@ def _wkt(geom: Any) -> str:
 @BP.route("/map/download/<collection_id>.csv")
 def download_csv(collection_id: str) -> Response:
     """Features as CSV (UTF-8 with BOM for Excel; geometry as WKT in CRS84), same parameters as /items."""
-    layer: Layer = current_app.config["REGISTRY"].get(collection_id)
+    layer: Layer = services.current().registry.get(collection_id)
     args = {k: v for k, v in request.args.items() if k not in ("f", "lang")}
-    args.setdefault("limit", str(current_app.config["SEJONG"].server.limit_max))
-    q, _ = build_items_query(layer, args, current_app.config["SEJONG"].server)
-    with current_app.config["DB"].connection() as conn, conn.cursor() as cur:
+    args.setdefault("limit", str(services.current().config.server.limit_max))
+    q, _ = build_items_query(layer, args, services.current().config.server)
+    with services.current().db.connection() as conn, conn.cursor() as cur:
         cur.execute(sql_items(layer, q))
         text = cur.fetchone()[0]
     features = json.loads(f"[{text}]")

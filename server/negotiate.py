@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import current_app, request
+from flask import request
 
-from server.errors import InvalidParameterValue
+from core.errors import InvalidParameterValue
+from server import services
 
 JSON = "application/json"
 GEOJSON = "application/geo+json"
@@ -50,7 +51,7 @@ def language() -> str:
 
 def base_url() -> str:
     """Public base URL of the service (no trailing slash)."""
-    return str(current_app.config["SEJONG"].server.url)
+    return str(services.current().config.server.url)
 
 
 def href(path: str, **params: Any) -> str:

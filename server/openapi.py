@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from core import crs as crs_mod
+from core.config import AppConfig
 from layers.model import Layer
-from server import crs as crs_mod
-from server.config import AppConfig
 
 _F_PARAM = {"name": "f", "in": "query", "required": False, "style": "form", "explode": False,
             "description": "response format", "schema": {"type": "string", "enum": ["json", "html"]}}
@@ -142,7 +142,7 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
         "parameters": [collection_id, *tile_params, _q("filter", "CQL2 filter", {"type": "string"}),
                        _q("filter-lang", "filter language", {"type": "string", "enum": ["cql2-text", "cql2-json"]})],
         "responses": tile_responses}}
-    from processes.api import openapi_paths
+    from server.processes_api import openapi_paths
 
     paths.update(openapi_paths(layers))
     exception = {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}

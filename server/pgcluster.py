@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pwd
@@ -146,12 +147,17 @@ class LocalCluster:
                                         "-w", "stop"]), check=False, stdout=subprocess.DEVNULL)
 
 
+def checkout_id(root: Path) -> str:
+    """A short name for a checkout that is the same in every process (unlike the salted hash())."""
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:10]
+
+
 def cluster_home(root: Path, name: str) -> Path:
     """A folder for a cluster under var/, or under /var/tmp when postgres cannot reach var/."""
     base = root / "var" / name
     (root / "var").mkdir(exist_ok=True)
     if _usable_by_postgres(root / "var"):
         return base
-    alt = Path("/var/tmp") / f"sejong-mapserver-{abs(hash(str(root))) % 10**8}" / name
+    alt = Path("/var/tmp") / f"sejong-mapserver-{checkout_id(root)}" / name
     LOGGER.warning("postgres cannot write under %s; using %s", base, alt)
     return alt

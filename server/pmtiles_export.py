@@ -30,11 +30,12 @@ from flask import Flask
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
+from core.errors import NotFound
+from core.tms import WEB_MERCATOR_QUAD
 from layers.model import Layer
-from server.errors import NotFound
+from server import services
 from server.tilecache import TileCache
 from server.tiles import _versions, limits, zoom_range
-from server.tms import WEB_MERCATOR_QUAD
 
 TMS = WEB_MERCATOR_QUAD  # PMTiles addresses tiles as z/x/y in Web Mercator only
 CHUNK = 256  # tiles rendered concurrently before they are written in tile-id order
@@ -85,7 +86,7 @@ def plan(layer: Layer, minzoom: int, maxzoom: int) -> tuple[int, int, list[tuple
 
 
 def _current_version(app: Flask, layer: Layer) -> int:
-    with app.config["DB"].connection() as conn:
+    with services.of(app).db.connection() as conn:
         return int(_versions(conn, [layer])[layer.id])
 
 
@@ -102,7 +103,7 @@ def export(app: Flask, layer_id: str, minzoom: int, maxzoom: int, out: Path, *, 
            compression: str = "gzip", progress: Callable[[int, int, float], None] | None = None) -> ExportResult:
     """Render the layer's tiles from minzoom to maxzoom through the app and write them to out (PMTiles v3)."""
     started = time.monotonic()
-    registry = app.config["REGISTRY"]
+    registry = services.of(app).registry
     registry.refresh()  # the current metadata and data version, not a cached copy
     try:
         layer: Layer = registry.get(layer_id)
@@ -114,15 +115,12 @@ def export(app: Flask, layer_id: str, minzoom: int, maxzoom: int, out: Path, *, 
     bounds = layer.extent
     assert bounds is not None  # plan() refuses a layer without extent
     version = _current_version(app, layer)
-    saved_cache = app.config.get("TILE_CACHE")
-    app.config["TILE_CACHE"] = TileCache(0)  # render every tile now; do not fill (or read) the server's caches
+    svc = services.of(app)
+    saved_cache, svc.tile_cache = svc.tile_cache, TileCache(0)  # render every tile now; leave the server's caches
     try:
         return _write(app, layer, lo, hi, tiles, bounds, version, out, jobs, compression, progress, started)
     finally:
-        if saved_cache is None:
-            app.config.pop("TILE_CACHE", None)
-        else:
-            app.config["TILE_CACHE"] = saved_cache
+        svc.tile_cache = saved_cache
 
 
 def _write(app: Flask, layer: Layer, lo: int, hi: int, tiles: list[tuple[int, int, int]],
@@ -234,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        app.config["DB"].close()
+        services.of(app).db.close()
     print(f"{res.path}: {res.written} tiles ({res.unique} distinct, {res.empty} empty left out) of {res.requested} "
           f"in the limits at z{res.minzoom}-{res.maxzoom}, {res.bytes:,} bytes, data version {res.data_version}, "
           f"{res.seconds} s")

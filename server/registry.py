@@ -7,10 +7,10 @@ import threading
 import time
 from typing import Any
 
+from core.config import AppConfig, LayerConfig
+from core.db import Database
+from core.errors import NotFound
 from layers.model import Layer, resolve
-from server.config import AppConfig, LayerConfig
-from server.db import Database
-from server.errors import NotFound
 
 LOGGER = logging.getLogger(__name__)
 

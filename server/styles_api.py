@@ -13,11 +13,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, render_template, request
 
-from server import assets
-from server.config import REPO_ROOT
-from server.errors import NotFound
+from core.config import REPO_ROOT
+from core.errors import NotFound
+from server import assets, services
 from server.negotiate import HTML, JSON, href, language, link, self_and_alternates
 
 BP = Blueprint("styles_api", __name__)
@@ -47,7 +47,7 @@ def _raw_style(style_id: str, mtime: float) -> str:
 
 def _published() -> dict[str, Any]:
     """Public collections that have vector tiles, by id."""
-    return {layer.id: layer for layer in current_app.config["REGISTRY"].public() if layer.tiles_enabled}
+    return {layer.id: layer for layer in services.current().registry.public() if layer.tiles_enabled}
 
 
 def load_style(style_id: str, base: str) -> dict[str, Any]:
@@ -111,7 +111,7 @@ def styles_list() -> Response:
 @BP.route("/styles/<style_id>")
 def style(style_id: str) -> Response:
     """One MapLibre style (JSON), or ?f=html for a preview map."""
-    base = str(current_app.config["SEJONG"].server.url)
+    base = str(services.current().config.server.url)
     doc = load_style(style_id, base)
     if request.args.get("f") == "html":
         return Response(render_template("map_style.html", style_id=style_id, base=base, lang=language(),
@@ -135,4 +135,4 @@ def glyphs(fontstack: str, glyph_range: str) -> Response:
 
 
 def _assets_root() -> Path:
-    return Path(current_app.config.get("ASSETS_ROOT") or REPO_ROOT)
+    return services.current().assets_root

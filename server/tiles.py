@@ -9,17 +9,18 @@ import json
 from functools import lru_cache
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from psycopg2 import sql
 
+from core.crs import area_of_use
+from core.errors import InvalidParameterValue, NotFound
+from core.tms import TILE_MATRIX_SETS, TileMatrixSet
 from layers.model import Layer
+from layers.query import parse_filter, reject_unknown
 from layers.tiles_sql import sql_tile, tile_properties
-from server.crs import area_of_use
-from server.errors import InvalidParameterValue, NotFound
+from server import services
 from server.negotiate import JSON, href, language, link
-from server.params import parse_filter, reject_unknown
 from server.tilecache import TileCache
-from server.tms import TILE_MATRIX_SETS, TileMatrixSet
 
 BP = Blueprint("tiles", __name__)
 
@@ -30,16 +31,11 @@ TILE_PARAMS = {"f", "filter", "filter-lang", "filter-crs", "collections"}
 
 
 def _registry() -> Any:
-    return current_app.config["REGISTRY"]
+    return services.current().registry
 
 
 def _cache() -> TileCache:
-    cache = current_app.config.get("TILE_CACHE")
-    if cache is None:
-        cfg = current_app.config["SEJONG"].tiles
-        cache = TileCache(cfg.memory_mb * 1024 * 1024, cfg.directory)
-        current_app.config["TILE_CACHE"] = cache
-    return cache
+    return services.current().tile_cache
 
 
 def _json(doc: Any, status: int = 200) -> Response:
@@ -226,7 +222,7 @@ def _tilejson(layers: list[Layer], tiles_url: str) -> dict[str, Any]:
     zmin = min((zoom_range(layer)[0] for layer in layers), default=0)
     zmax = max((zoom_range(layer)[1] for layer in layers), default=18)
     return {
-        "tilejson": "3.0.0", "name": current_app.config["SEJONG"].metadata.title.get(lang),
+        "tilejson": "3.0.0", "name": services.current().config.metadata.title.get(lang),
         "tiles": [tiles_url], "minzoom": zmin, "maxzoom": zmax, "bounds": list(extent),
         "center": [(extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2, max(zmin, 11)],
         "attribution": "; ".join(attributions), "scheme": "xyz",
@@ -267,7 +263,7 @@ def _versions(conn: Any, layers: list[Layer]) -> dict[str, int]:
 
 def _known_versions(layers: list[Layer]) -> dict[str, int] | None:
     """Versions from the in-memory watcher (no database round trip), or None when it cannot vouch for them."""
-    watcher = current_app.config.get("VERSIONS")
+    watcher = services.current().versions
     current = watcher.current() if watcher is not None else None
     if current is None:
         return None
@@ -332,13 +328,13 @@ def _not_modified(etag: str) -> bool:
 def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, col: int,
                    cql: sql.Composable | None, filter_key: str) -> Response:
     cache = _cache()
-    cfg = current_app.config["SEJONG"].tiles
+    cfg = services.current().config.tiles
     # When the watcher vouches for the versions, a 304 or a cache hit costs no database round trip and a miss
     # renders in autocommit (what it reads is at least as new as the versions in its key); otherwise versions
     # and tiles come from one repeatable-read snapshot.
     known = _known_versions(layers)
     with contextlib.ExitStack() as stack:
-        conn = None if known is not None else stack.enter_context(current_app.config["DB"].connection(snapshot=True))
+        conn = None if known is not None else stack.enter_context(services.current().db.connection(snapshot=True))
         versions = known if known is not None else _versions(conn, layers)
         if any(versions[layer.id] != layer.data_version for layer in layers):
             layers = _refreshed(layers)
@@ -348,7 +344,7 @@ def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, co
         data = cache.get(key)
         if data is None:
             if conn is None:
-                conn = stack.enter_context(current_app.config["DB"].connection())
+                conn = stack.enter_context(services.current().db.connection())
             data = b"".join(_render(conn, layer, tms, z, row, col, cql) for layer in layers)
             cache.put(key, data)
     headers = {"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control}

@@ -19,7 +19,7 @@ import psycopg2
 import pytest
 from psycopg2 import sql
 
-from server.cql import FilterError, Queryable, parse_filter, queryables_from_columns, to_sql
+from layers.cql import FilterError, Queryable, parse_filter, queryables_from_columns, to_sql
 
 SCHEMA = "cql2test"
 TABLES = {

@@ -11,6 +11,8 @@ import pytest
 from pyproj import Transformer
 from shapely.geometry import box, shape
 
+from server import services
+
 CORE = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core"
 CRS_CONF = "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs"
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -287,7 +289,7 @@ def test_bbox_crs_storage_exact(client: Any, app: Any) -> None:
     """A bbox in the storage CRS selects exactly the points inside it (no reprojection at all)."""
     import psycopg2
 
-    with psycopg2.connect(app.config["DB"].dsn) as conn, conn.cursor() as cur:
+    with psycopg2.connect(services.of(app).db.dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM public.bike_stations WHERE geom && ST_MakeEnvelope(220000, 425000, "
                     "228000, 433000, 5186)")
         expected = cur.fetchone()[0]

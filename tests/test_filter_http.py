@@ -9,6 +9,8 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 
+from server import services
+
 
 def count(client: Any, collection: str, **params: str) -> int:
     """numberMatched of a filtered items request (must be 200)."""
@@ -20,7 +22,7 @@ def count(client: Any, collection: str, **params: str) -> int:
 
 def sql_count(app: Any, where: str) -> int:
     """The same question asked of PostGIS directly (a hand-written predicate)."""
-    with psycopg2.connect(app.config["DB"].dsn) as conn, conn.cursor() as cur:
+    with psycopg2.connect(services.of(app).db.dsn) as conn, conn.cursor() as cur:
         cur.execute(f"SELECT count(*) FROM public.bike_stations WHERE {where}")  # test-only literal SQL
         return int(cur.fetchone()[0])
 

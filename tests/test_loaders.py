@@ -19,7 +19,7 @@ import pytest
 import shapely
 from pyproj import CRS
 
-from loaders import config
+from core.config import load_config
 from loaders.bundled import load_bundled
 from loaders.cli import load_readings
 from loaders.crs import fitting_crs
@@ -27,7 +27,7 @@ from loaders.errors import LoadError
 from loaders.fileload import load_csv, load_file
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = config.data_dir()
+DATA = load_config().data.path()
 BIKE = DATA / "korea/bike-stations/전국자전거대여소표준데이터.csv"
 LIGHTS = DATA / "sejong/street-lights/세종_가로등현황.csv"
 ADMIN = DATA / "sejong/admin-dong-2021/hangjeongdong_세종특별자치시.geojson"
@@ -129,7 +129,7 @@ def test_bike_columns(dsn: str) -> None:
 def test_facilities_and_paju(dsn: str) -> None:
     kinds = dict(query(dsn, "SELECT kind, count(*) FROM public.facilities GROUP BY kind"))
     assert kinds == {"library": 24, "park": 70, "school": 105, "public_open_facility": 19}
-    from layers.facilities import load_region
+    from loaders.datasets.facilities import load_region
 
     res = load_region(dsn, DATA, "파주시", "public.test_facilities_paju")
     kinds = dict(query(dsn, "SELECT kind, count(*) FROM public.test_facilities_paju GROUP BY kind"))

@@ -17,10 +17,10 @@ import pytest
 from osmium.osm import mutable
 from psycopg2 import sql
 
+from core.config import load_config
 from loaders.core import RowStats
 from loaders.errors import LoadError
 from loaders.osm_network import BUNDLED, edges, load_network, read_osm
-from server.config import load_config
 
 PAJU_JSON = next(rel for rel, name in BUNDLED.items() if name == "paju")
 FORMATS = {"paju_xml": "paju.osm", "paju_pbf": "paju.osm.pbf"}

@@ -11,6 +11,7 @@ import pytest
 from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import Compression, TileType
 
+from server import services
 from server.pmtiles_export import ExportError, export, main, plan, tile_path
 
 
@@ -38,7 +39,7 @@ def _read(path: Path) -> tuple[dict[str, Any], dict[str, Any], dict[tuple[int, i
 def test_archive_holds_the_server_tiles(app, tmp_path: Path, compression: str) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / f"{LAYER}.pmtiles"
     res = export(app, LAYER, 10, 13, out, jobs=3, compression=compression)
-    layer = app.config["REGISTRY"].get(LAYER)
+    layer = services.of(app).registry.get(LAYER)
     _, _, wanted = plan(layer, 10, 13)
     header, meta, archived = _read(out)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from processes.api import CONFORMANCE, openapi_paths, register
+from server import services
+from server.processes_api import CONFORMANCE, openapi_paths, register
 
 NS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0/"
 
@@ -161,7 +162,7 @@ def test_jobs_list_and_unknown_job(pc: Any) -> None:
 
 def test_orphaned_job_is_failed(papp: Any, pc: Any) -> None:
     """A job owned by a process that no longer exists is failed by the next maintenance pass."""
-    rt = papp.extensions["sejong_processes"]
+    rt = services.of(papp).runtime
     job = rt.store.create("echo", {"echoInput": "x"}, "raw")
     with rt.db.transaction() as conn, conn.cursor() as cur:
         cur.execute("UPDATE meta.jobs SET owner_pid = 2147483646, status = 'running' WHERE job_id = %s",

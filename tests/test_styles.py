@@ -12,7 +12,7 @@ from typing import Any
 import mapbox_vector_tile
 import pytest
 
-from server import assets, styles_api
+from server import assets, services, styles_api
 
 REPO = Path(__file__).resolve().parent.parent
 STYLE_FILES = sorted((REPO / "styles").glob("*.json"))
@@ -41,7 +41,7 @@ def validator() -> Path:
 
 
 def _base(client: Any) -> str:
-    return str(client.application.config["SEJONG"].server.url)
+    return str(services.of(client.application).config.server.url)
 
 
 def test_every_layer_has_a_style() -> None:

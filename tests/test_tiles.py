@@ -13,7 +13,8 @@ import pytest
 from pyproj import Transformer
 from shapely.geometry import box, shape
 
-from server.config import LayerConfig, load_config
+from core.config import LayerConfig, load_config
+from server import services
 
 REL_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 DATA = load_config().data.path()
@@ -186,7 +187,7 @@ def test_reload_invalidates_cached_tiles(dsn: str, tmp_path: Path) -> None:
     app = create_app(cfg.model_copy(update={"layers": layers}), dsn=dsn)
     client = app.test_client()
     load("세종특별자치시")
-    app.config["REGISTRY"].refresh()
+    services.of(app).registry.refresh()
     row, col = _tile_of(127.289, 36.48, 8)
     url = f"/collections/tile_reload_test/tiles/WebMercatorQuad/8/{row}/{col}"
     before = decode(client.get(url).get_data())["tile_reload_test"]["features"]

@@ -1,4 +1,4 @@
-"""Layer emd_2018: KOSTAT 2018 읍면동 for Sejong (and the Sejong 시군구 outline as public.sgg_2018)."""
+"""Dataset emd_2018: KOSTAT 2018 읍면동 for Sejong (and the Sejong 시군구 outline as public.sgg_2018)."""
 
 from __future__ import annotations
 
@@ -34,13 +34,6 @@ def _spec(table: str) -> TableSpec:
 
 SPEC = _spec("public.emd_2018")
 SGG_SPEC = _spec("public.sgg_2018")
-PROPERTIES: dict[str, tuple[str, str]] = {
-    "id": ("번호", "ID"),
-    "code": ("행정구역코드", "KOSTAT code"),
-    "name": ("읍면동", "Name"),
-    "name_eng": ("영문 이름", "English name"),
-    "base_year": ("기준연도", "Base year"),
-}
 
 
 def rows(path: Path, label: str, stats: RowStats, prefix: str = SEJONG_CODE) -> Iterator[Mapping[str, Any]]:

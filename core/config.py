@@ -1,4 +1,4 @@
-"""Typed view of config.yml: the one place a deployment describes database, server and layers."""
+"""config.yml, typed: the one reader and the one model of a deployment (database, server, data, processes, layers)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from processes.config import ProcessesConfig
+from core import presets
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _ENV_PATTERN = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
@@ -58,6 +58,8 @@ class LayerConfig(BaseModel):
     keywords: list[str] = []
     public: bool = True
     tiles: TilesConfig | bool = TilesConfig()
+    # Korean and English title of each property: column -> [ko, en] (the column name where none is given)
+    titles: dict[str, tuple[str, str]] = {}
 
     @field_validator("table")
     @classmethod
@@ -115,11 +117,10 @@ class DatabaseConfig(BaseModel):
 
 
 class DataConfig(BaseModel):
-    """Where the real public data lives."""
+    """Where the real public data lives (every table is stored in EPSG:5186, core.crs.STORAGE_SRID)."""
 
     model_config = ConfigDict(extra="forbid")
     dir: str = "../shared/data"
-    storage_srid: int = 5186
 
     def path(self) -> Path:
         """Absolute data folder (relative paths are taken from the repository root)."""
@@ -136,6 +137,49 @@ class Metadata(BaseModel):
     keywords: list[str] = []
     provider: dict[str, str] = {}
     license: dict[str, str] = {}
+
+Mode = Literal["walk", "bike", "car"]
+
+
+class Preset(BaseModel):
+    """A facility type's service standard."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    mode: Mode
+    minutes: list[float] = Field(min_length=1)
+    source: str = ""
+
+
+class AnalysisLayer(BaseModel):
+    """A table usable as a process input before it is declared in `layers:`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    table: str
+    geometry: str = "geom"
+    id: str = "id"
+    title: str = ""
+
+
+class ProcessesConfig(BaseModel):
+    """Processes runtime and analysis defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    workers: int = Field(default=2, ge=1, le=64)
+    sync_timeout_s: float = Field(default=120.0, gt=0)
+    job_timeout_s: float = Field(default=600.0, gt=0)
+    result_ttl_hours: float = Field(default=24.0, gt=0)
+    max_points: int = Field(default=50_000, ge=1)
+    max_facilities: int = Field(default=5_000, ge=1)
+    max_minutes: float = Field(default=180.0, gt=0)
+    max_snap_m: float = Field(default=500.0, gt=0)
+    detour_factor: float = Field(default=presets.DETOUR_FACTOR, ge=1.0, le=5.0)
+    speeds_kmh: dict[str, float] = Field(default_factory=lambda: dict(presets.SPEEDS_KMH))
+    presets: dict[str, Preset] = Field(
+        default_factory=lambda: {k: Preset.model_validate(v) for k, v in presets.PRESETS.items()})
+    analysis_layers: dict[str, AnalysisLayer] = Field(default_factory=lambda: {
+        "facilities_paju": AnalysisLayer(table="public.facilities_paju", title="Paju facilities"),
+        "paju_emd": AnalysisLayer(table="public.paju_emd", title="Paju 읍면동 with voters"),
+    })
 
 
 class AppConfig(BaseModel):
@@ -165,6 +209,27 @@ def config_path() -> Path:
 
 
 def load_config(path: Path | None = None) -> AppConfig:
-    """Read, substitute and validate config.yml."""
+    """Read, substitute and validate config.yml (the only reader of it)."""
     raw: Any = yaml.safe_load(substitute_env((path or config_path()).read_text(encoding="utf-8")))
     return AppConfig.model_validate(raw)
+
+
+class NoDatabase(ValueError):
+    """No database is named and the caller may not fall back to the embedded cluster."""
+
+
+def embedded_database_url(cfg: AppConfig) -> str:
+    """URL of the project-local cluster under var/ (started by ./run)."""
+    return f"postgresql://postgres@127.0.0.1:{cfg.database.embedded_port}/sejong"
+
+
+def database_url(cfg: AppConfig | None = None, dsn: str | None = None, *, embedded: bool = True) -> str:
+    """The one DATABASE_URL resolution: an explicit dsn, DATABASE_URL, database.url, else the embedded cluster."""
+    cfg = cfg or load_config()
+    url = dsn or os.environ.get("DATABASE_URL") or cfg.database.url
+    if url:
+        return url
+    if not embedded:
+        raise NoDatabase("no database: pass --dsn or set DATABASE_URL=postgresql://user@host:port/db "
+                         "(./run load … sets it to the embedded cluster)")
+    return embedded_database_url(cfg)

@@ -1,4 +1,4 @@
-"""Layer buildings: footprints, use, floors, height (bundled demo: Incheon OSM; AL_D010 / F_FAC_BUILDING loaders)."""
+"""Dataset buildings: footprints, use, floors, height (bundled demo: Incheon OSM; AL_D010 / F_FAC_BUILDING loaders)."""
 
 from __future__ import annotations
 
@@ -35,18 +35,6 @@ SPEC = TableSpec(TABLE, [
     Column("source_id", "text", "원본 식별자 (A1 / UFID / OSM id)"),
     Column("updated", "timestamptz", "변경일자 (A28 / OSM 편집 시각)"),
 ], "MultiPolygon", indexes=["pnu"])
-PROPERTIES: dict[str, tuple[str, str]] = {
-    "id": ("번호", "ID"),
-    "name": ("건물명", "Name"),
-    "use": ("주용도", "Main use"),
-    "floors_above": ("지상층수", "Floors above ground"),
-    "floors_below": ("지하층수", "Floors below ground"),
-    "height": ("높이(m)", "Height (m)"),
-    "pnu": ("고유번호(PNU)", "Parcel number (PNU)"),
-    "source": ("출처", "Source"),
-    "source_id": ("원본 ID", "Source ID"),
-    "updated": ("변경일자", "Updated"),
-}
 
 
 def build(data_dir: Path, stats: RowStats) -> Iterable[Mapping[str, Any]]:

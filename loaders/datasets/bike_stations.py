@@ -1,4 +1,4 @@
-"""Layer bike_stations: Sejong 어울링 public-bike stations from 전국자전거대여소표준데이터."""
+"""Dataset bike_stations: Sejong 어울링 public-bike stations from 전국자전거대여소표준데이터."""
 
 from __future__ import annotations
 
@@ -35,28 +35,6 @@ FIELDS = [
     Field("provider", "제공기관명", required=True),
 ]
 SPEC = TableSpec(TABLE, columns(FIELDS), "Point", indexes=["name"])
-PROPERTIES: dict[str, tuple[str, str]] = {
-    "id": ("번호", "ID"),
-    "name": ("대여소명", "Station name"),
-    "kind": ("대여소구분", "Station type"),
-    "address_road": ("도로명주소", "Road address"),
-    "address_jibun": ("지번주소", "Lot address"),
-    "open_time": ("운영시작시각", "Opens"),
-    "close_time": ("운영종료시각", "Closes"),
-    "closed_days": ("휴무일", "Closed days"),
-    "fee_type": ("요금구분", "Fee type"),
-    "fee": ("이용요금", "Fee"),
-    "bikes": ("자전거보유대수", "Bikes"),
-    "docks": ("거치대수", "Docks"),
-    "air_pump": ("공기주입기비치여부", "Air pump"),
-    "air_pump_type": ("공기주입기유형", "Air pump type"),
-    "repair_stand": ("수리대설치여부", "Repair stand"),
-    "phone": ("관리기관전화번호", "Phone"),
-    "manager": ("관리기관명", "Managed by"),
-    "data_date": ("데이터기준일자", "Data date"),
-    "provider_code": ("제공기관코드", "Provider code"),
-    "provider": ("제공기관명", "Provider"),
-}
 
 
 def recipe(region: str = "세종특별자치시") -> CsvRecipe:

@@ -10,11 +10,11 @@ from typing import Any
 
 from psycopg2 import sql
 
+from core import crs as crs_mod
+from core.config import ServerConfig
+from core.errors import InvalidParameterValue
 from layers.model import Layer
 from layers.sql import ItemsQuery, sql_bbox_filter
-from server import crs as crs_mod
-from server.config import ServerConfig
-from server.errors import InvalidParameterValue
 
 COMMON_PARAMS = {"f", "lang"}
 ITEMS_PARAMS = COMMON_PARAMS | {
@@ -176,7 +176,7 @@ def parse_filter(layer: Layer, args: Any) -> sql.Composable | None:
     text = args.get("filter")
     if text is None:
         return None
-    from server import cql
+    from layers import cql
 
     lang = args.get("filter-lang")
     if lang not in (None, "cql2-text", "cql2-json"):

@@ -1,4 +1,4 @@
-"""Layer land: 연속지적도 parcels (LSMD_CONT_LDREG / AL_D002) with 개별공시지가; no real parcels are bundled."""
+"""Dataset land: 연속지적도 parcels (LSMD_CONT_LDREG / AL_D002) with 개별공시지가; no real parcels are bundled."""
 
 from __future__ import annotations
 
@@ -20,13 +20,4 @@ SPEC = TableSpec(TABLE, [
     Column("price", "bigint", "개별공시지가 (원/㎡)"),
     Column("price_year", "integer", "공시지가 기준연도"),
 ], "MultiPolygon", pk="pnu", indexes=["jimok"])
-PROPERTIES: dict[str, tuple[str, str]] = {
-    "pnu": ("고유번호(PNU)", "Parcel number (PNU)"),
-    "jibun": ("지번", "Lot label"),
-    "lot_number": ("본번-부번", "Lot number"),
-    "jimok": ("지목", "Land category"),
-    "bchk": ("BCHK", "BCHK"),
-    "price": ("개별공시지가(원/㎡)", "Official land price (KRW/m²)"),
-    "price_year": ("기준연도", "Price year"),
-}
 DATASETS = [Dataset(SPEC, [], None, META)]

@@ -1,4 +1,4 @@
-"""Layer facilities: libraries, urban parks, schools and public open facilities of one region (Sejong default)."""
+"""Dataset facilities: libraries, urban parks, schools and public open facilities of one region (Sejong default)."""
 
 from __future__ import annotations
 
@@ -56,20 +56,6 @@ SPEC = TableSpec(TABLE, [
     Column("provider", "text", "제공기관명"),
     Column("details", "jsonb", "종류별 추가 항목 (원본 한글 열 이름)"),
 ], "Point", indexes=["kind"])
-PROPERTIES: dict[str, tuple[str, str]] = {
-    "id": ("번호", "ID"),
-    "kind": ("시설종류 코드", "Kind"),
-    "kind_ko": ("시설종류", "Kind (Korean)"),
-    "name": ("시설명", "Name"),
-    "subtype": ("유형", "Type"),
-    "address": ("도로명주소", "Road address"),
-    "address_jibun": ("지번주소", "Lot address"),
-    "phone": ("전화번호", "Phone"),
-    "region": ("지역", "Region"),
-    "data_date": ("데이터기준일자", "Data date"),
-    "provider": ("제공기관명", "Provider"),
-    "details": ("상세정보", "Details"),
-}
 
 
 def region_filter(region: str) -> Callable[[dict[str, str]], bool]:

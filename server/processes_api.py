@@ -8,20 +8,20 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 
-from processes import config as pconfig
+from core.config import ProcessesConfig
+from core.errors import InvalidParameterValue, OGCError
+from layers.query import parse_int, reject_unknown
 from processes.base import Processor
 from processes.errors import InputError, JobFailed, NoSuchJob, NoSuchProcess, ResultNotReady
 from processes.jobs import Job
 from processes.runtime import Runtime
-from server.errors import InvalidParameterValue, OGCError
+from server import services
 from server.negotiate import JSON, href, link
-from server.params import parse_int, reject_unknown
 
 LOGGER = logging.getLogger(__name__)
 BP = Blueprint("processes", __name__)
-EXT = "sejong_processes"
 REL = "http://www.opengis.net/def/rel/ogc/1.0/"
 CONFORMANCE: list[str] = [
     "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf/core",
@@ -35,7 +35,7 @@ EXECUTE_KEYS = {"inputs", "outputs", "response", "mode", "subscriber"}
 QUALIFIED_KEYS = {"value", "mediaType", "encoding", "schema"}
 
 
-def processors(cfg: pconfig.ProcessesConfig) -> dict[str, Processor]:
+def processors(cfg: ProcessesConfig) -> dict[str, Processor]:
     """Every process of this server by id."""
     from processes.accessibility import AccessibilityProcessor
     from processes.echo import EchoProcessor
@@ -47,11 +47,12 @@ def processors(cfg: pconfig.ProcessesConfig) -> dict[str, Processor]:
 
 def register(app: Flask) -> Runtime:
     """Add the Processes routes to the app and start the job runtime (idempotent)."""
-    if EXT in app.extensions:
-        return app.extensions[EXT]  # type: ignore[no-any-return]
-    cfg = pconfig.load(app_config=app.config.get("SEJONG"))
-    runtime = Runtime(app.config["DB"].dsn, cfg, processors(cfg))
-    app.extensions[EXT] = runtime
+    svc = services.of(app)
+    if svc.runtime is not None:
+        return svc.runtime
+    cfg = svc.config.processes
+    runtime = Runtime(svc.db.dsn, cfg, processors(cfg))
+    svc.runtime = runtime
     app.register_blueprint(BP)
     try:
         runtime.start()
@@ -61,7 +62,9 @@ def register(app: Flask) -> Runtime:
 
 
 def _runtime() -> Runtime:
-    return current_app.extensions[EXT]  # type: ignore[no-any-return]
+    runtime = services.current().runtime
+    assert runtime is not None  # register() set it before the routes exist
+    return runtime
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -178,12 +181,12 @@ def execute(process_id: str) -> Response:
     rt = _runtime()
     proc = _processor(process_id)
     inputs, outputs, response, is_async = _parse_execute(proc)
-    services = {"registry": current_app.config["REGISTRY"], "read_db": current_app.config["DB"],
-                "base_url": href("")}
-    clean = proc.validate(inputs, services)
+    svc = services.current()
+    context = {"registry": svc.registry, "read_db": svc.db, "base_url": href("")}
+    clean = proc.validate(inputs, context)
     clean["_outputs"] = outputs
     job = rt.store.create(proc.id, _jsonable(inputs), response)
-    future = rt.submit(job, clean, services)
+    future = rt.submit(job, clean, context)
     monitor = href(f"/jobs/{job.job_id}")
     if is_async:
         return _json(status_info(job), 201, {"Location": monitor, "Preference-Applied": "respond-async"})

@@ -8,11 +8,12 @@ from functools import lru_cache
 
 from pyproj import CRS, Transformer
 
-from server.errors import InvalidParameterValue
+from core.errors import InvalidParameterValue
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 _EPSG_URI = "http://www.opengis.net/def/crs/EPSG/0/{code}"
 SUPPORTED_EPSG = (4326, 3857, 5179, 5186, 5174, 5181)
+STORAGE_SRID = 5186  # Korea 2000 / Central Belt 2010 (metres): every table the loaders write
 
 
 @dataclass(frozen=True)

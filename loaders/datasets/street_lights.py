@@ -1,4 +1,4 @@
-"""Layer street_lights: Sejong street lights (세종특별자치시 가로등 현황, 2023-06-09)."""
+"""Dataset street_lights: Sejong street lights (세종특별자치시 가로등 현황, 2023-06-09)."""
 
 from __future__ import annotations
 
@@ -23,15 +23,5 @@ FIELDS = [
     Field("data_date", "데이터기준일자", "date"),
 ]
 SPEC = TableSpec(TABLE, columns(FIELDS), "Point")
-PROPERTIES: dict[str, tuple[str, str]] = {
-    "id": ("번호", "ID"),
-    "location": ("가로등위치명", "Location"),
-    "units": ("설치대수", "Lamps"),
-    "address_jibun": ("지번주소", "Lot address"),
-    "lamp_type": ("설치형태", "Lamp type"),
-    "phone": ("관리기관전화번호", "Phone"),
-    "manager": ("관리기관명", "Managed by"),
-    "data_date": ("데이터기준일자", "Data date"),
-}
 RECIPE = CsvRecipe(fields=FIELDS)
 DATASETS = [Dataset(SPEC, [FILE], csv_builder(FILE, RECIPE), META)]

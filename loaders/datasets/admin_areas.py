@@ -1,4 +1,4 @@
-"""Layer admin_areas: Sejong 행정동 (2021-04) boundaries with 2022 registered voters as a population proxy."""
+"""Dataset admin_areas: Sejong 행정동 (2021-04) boundaries with 2022 registered voters as a population proxy."""
 
 from __future__ import annotations
 
@@ -30,14 +30,6 @@ SPEC = TableSpec(TABLE, [
     Column("name", "text", "행정동 이름"),
     Column("voters", "integer", "선거인수 (2022 대선, 인구 대용값)"),
 ], "MultiPolygon", indexes=["adm_cd"])
-PROPERTIES: dict[str, tuple[str, str]] = {
-    "id": ("번호", "ID"),
-    "adm_cd": ("행정동코드", "Dong code (KOSTAT)"),
-    "adm_cd2": ("행정기관코드", "Administrative code"),
-    "adm_nm": ("행정동 전체이름", "Full name"),
-    "name": ("행정동", "Dong"),
-    "voters": ("선거인수 (2022, 인구 대용값)", "Registered voters 2022 (population proxy)"),
-}
 
 
 def voters_by_name(path: Path, sido: str = "세종특별자치시") -> dict[str, int]:

@@ -1,0 +1,99 @@
+"""The one PostgreSQL connection pool: per-process (fork-safe), bounded, 503 with Retry-After when exhausted."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2.pool import PoolError, ThreadedConnectionPool
+
+from core.errors import Busy
+
+READ_OPTIONS = "-c default_transaction_read_only=on"
+SESSION_OPTIONS = ("-c jit=off -c max_parallel_workers_per_gather=0 -c statement_timeout={timeout} "
+                   "-c application_name={name}")
+
+
+class Database:
+    """A lazily created pool of connections, rebuilt in a forked child, with read and write borrowing."""
+
+    def __init__(self, dsn: str, pool_size: int = 8, statement_timeout_ms: int = 15000, *, read_only: bool = True,
+                 application_name: str = "sejong-mapserver") -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self.read_only = read_only
+        options = SESSION_OPTIONS.format(timeout=int(statement_timeout_ms), name=application_name)
+        self.options = f"{options} {READ_OPTIONS}" if read_only else options
+        self._pool: ThreadedConnectionPool | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> ThreadedConnectionPool:
+        with self._lock:
+            if self._pool is None or self._pid != os.getpid():
+                # a pool inherited over fork shares sockets with the parent: drop it without closing them
+                self._pool = ThreadedConnectionPool(0, self.pool_size, dsn=self.dsn, options=self.options)
+                self._pid = os.getpid()
+            return self._pool
+
+    def _borrow(self) -> tuple[ThreadedConnectionPool, psycopg2.extensions.connection]:
+        pool = self._get_pool()
+        try:
+            return pool, pool.getconn()
+        except PoolError:
+            raise Busy() from None
+
+    @contextlib.contextmanager
+    def connection(self, snapshot: bool = False) -> Iterator[psycopg2.extensions.connection]:
+        """Borrow a connection: autocommit (one round trip a statement), or one repeatable-read snapshot."""
+        pool, conn = self._borrow()
+        broken = False
+        try:
+            if snapshot:
+                conn.set_session(isolation_level="REPEATABLE READ", readonly=True, autocommit=False)
+            elif not conn.autocommit:
+                conn.set_session(autocommit=True)
+            yield conn
+        except (psycopg2.OperationalError, psycopg2.InterfaceError):
+            broken = True
+            raise
+        finally:
+            if not conn.closed and not conn.autocommit:
+                try:
+                    conn.rollback()
+                except psycopg2.Error:
+                    broken = True
+            pool.putconn(conn, close=broken or bool(conn.closed))
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[psycopg2.extensions.connection]:
+        """A connection in a read-write transaction, committed on success and rolled back on error."""
+        if self.read_only:
+            raise RuntimeError("transaction() needs a Database created with read_only=False")
+        pool, conn = self._borrow()
+        broken = False
+        try:
+            if conn.autocommit:
+                conn.set_session(autocommit=False)
+            yield conn
+            conn.commit()
+        except BaseException:
+            if not conn.closed:
+                try:
+                    conn.rollback()
+                except psycopg2.Error:
+                    broken = True
+            raise
+        finally:
+            pool.putconn(conn, close=broken or bool(conn.closed))
+
+    def close(self) -> None:
+        """Close every pooled connection of this process."""
+        with self._lock:
+            if self._pool is not None and self._pid == os.getpid():
+                self._pool.closeall()
+            self._pool = None

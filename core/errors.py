@@ -1,0 +1,79 @@
+"""OGC exception classes: what went wrong, the HTTP status, and the exception document (no HTTP framework here)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+LOGGER = logging.getLogger(__name__)
+
+EXCEPTIONS_NS = "http://www.opengis.net/def/exceptions/ogcapi-common-1/1.0"
+
+
+class OGCError(Exception):
+    """An error that becomes an OGC exception document."""
+
+    http_status: int = 500
+    code: str = "NoApplicableCode"
+    default_msg: str = "internal server error"
+
+    def __init__(self, description: str | None = None, *, type_uri: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(description or self.default_msg)
+        self.description = description or self.default_msg
+        self.type_uri = type_uri
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        """Exception JSON: code/description (OGC) plus type/title/status (RFC 7807)."""
+        return {
+            "code": self.code,
+            "type": self.type_uri or f"{EXCEPTIONS_NS}/{self.code}",
+            "title": self.code,
+            "status": self.http_status,
+            "description": self.description,
+            "detail": self.description,
+        }
+
+
+class InvalidParameterValue(OGCError):
+    """A query parameter or input value is malformed."""
+
+    http_status = 400
+    code = "InvalidParameterValue"
+
+
+class MissingParameterValue(OGCError):
+    """A required parameter is absent."""
+
+    http_status = 400
+    code = "MissingParameterValue"
+
+
+class NotFound(OGCError):
+    """Unknown collection, feature or resource."""
+
+    http_status = 404
+    code = "NotFound"
+
+
+class NotAcceptable(OGCError):
+    """No representation for the requested media type."""
+
+    http_status = 406
+    code = "NotAcceptable"
+
+
+class ServiceUnavailable(OGCError):
+    """The database timed out or is unreachable."""
+
+    http_status = 503
+    code = "ServiceUnavailable"
+
+
+class Busy(ServiceUnavailable):
+    """Every pooled database connection is in use: retry shortly."""
+
+    def __init__(self, description: str = "the server is busy (all database connections in use); retry shortly",
+                 retry_after_s: int = 2) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after_s)})
