@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from psycopg2 import sql
 
 from core.tms import TileMatrixSet
@@ -11,15 +9,6 @@ from layers.model import Layer
 
 MVT_EXTENT = 4096
 MVT_BUFFER = 64
-
-
-@dataclass(frozen=True)
-class TileQuery:
-    """A layer's tile query for one tile matrix set, with the names of its bound parameters."""
-
-    layer_id: str
-    tms_id: str
-    template: sql.Composed  # placeholders: x1 y1 x2 y2 (tile), q1 q2 q3 q4 (query box), tol; {filter} pre-joined
 
 
 def tile_properties(layer: Layer, z: int) -> tuple[str, ...]:
@@ -46,8 +35,6 @@ def sql_tile(layer: Layer, tms: TileMatrixSet, cols: tuple[str, ...],
         geom = sql.SQL("CASE WHEN %(tol)s > 0 THEN ST_Simplify({g}, %(tol)s, true) ELSE {g} END").format(g=geom)
     if tms.srid != layer.srid:
         geom = sql.SQL("ST_Transform({g}, {s})").format(g=geom, s=sql.Literal(tms.srid))
-    if tms.northing_first and tms.srid == 4326:
-        pass  # tiles are always x/y; axis order applies only to TMS documents
     int_id = layer.id_column.json_type[0] == "integer"
     select_cols = [sql.SQL("{} AS {}").format(sql.Identifier(layer.config.id), sql.Identifier("__fid"))] if int_id \
         else []

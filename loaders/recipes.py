@@ -83,18 +83,6 @@ def load_dataset(dsn: str, ds: Dataset, data_dir: Path, max_rows: int | None = N
     return res
 
 
-def load_csv_file(dsn: str, path: Path, spec: TableSpec, recipe: CsvRecipe, meta: Meta, *, encoding: str = "auto",
-                  label: str | None = None, max_rows: int | None = None, url: str = "") -> LoadResult:
-    """Load one CSV file into spec.table atomically."""
-    stats = RowStats()
-    label = label or path.name
-    rows = CsvRows(path, recipe, encoding=encoding, label=label, stats=stats)
-    src = SourceFile(label, sha256(path), url)
-    res = load_table(dsn, spec, rows, label=label, sources=[src], meta=meta, stats=stats, max_rows=max_rows,
-                     total=rows.total)
-    return res
-
-
 def register_empty(dsn: str, spec: TableSpec, meta: Meta) -> None:
     """Catalog row for a table that exists but has no bundled data (kept if already present)."""
     from loaders.core import connect

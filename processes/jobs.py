@@ -15,8 +15,6 @@ from psycopg2 import sql
 from core.db import Database
 
 HOST = socket.gethostname()
-ACTIVE = ("accepted", "running")
-FINAL = ("successful", "failed", "dismissed")
 
 DDL = """
 CREATE SCHEMA IF NOT EXISTS meta;

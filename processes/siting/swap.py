@@ -289,35 +289,3 @@ class HybridHeuristic:
     def solution(self) -> SwapSolution:
         """Best solution so far."""
         return SwapSolution(np.sort(self.best), self.best_obj, self.searches, self.ss.moves)
-
-
-def swap_heuristic(
-    c: FloatArray,
-    w: FloatArray,
-    fixed: IntArray,
-    cand: IntArray,
-    p: int,
-    *,
-    time_budget: float,
-    vns_iterations: int = 200,
-    seed: int = 0,
-    start: IntArray | None = None,
-) -> SwapSolution:
-    """Greedy + swap local search, then a short VNS (random k-swap shake, local search, keep if better).
-
-    Parameters
-    ----------
-    time_budget : float
-        Seconds for the whole heuristic (the first local search always completes unless it exceeds this).
-    vns_iterations : int
-        Shake-and-search rounds after the first local optimum (0 disables the metaheuristic).
-    seed : int
-        Random seed (results are reproducible for a given seed and budget large enough to finish).
-    start : ndarray of int, optional
-        Initial new columns instead of greedy.
-    """
-    deadline = time.perf_counter() + time_budget
-    hh = HybridHeuristic(c, w, fixed, cand, p, seed=seed)
-    hh.construct(deadline, start)
-    hh.vns(vns_iterations, deadline)
-    return hh.solution()
