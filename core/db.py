@@ -6,6 +6,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg2
 import psycopg2.extensions
@@ -16,6 +17,21 @@ from core.errors import Busy
 READ_OPTIONS = "-c default_transaction_read_only=on"
 SESSION_OPTIONS = ("-c jit=off -c max_parallel_workers_per_gather=0 -c statement_timeout={timeout} "
                    "-c application_name={name}")
+
+
+class _KeepingPool(ThreadedConnectionPool):
+    """Opens connections on demand and keeps every returned one (psycopg2's pool closes those beyond minconn)."""
+
+    minconn: int
+    maxconn: int
+
+    def _putconn(self, conn: Any, key: Any = None, close: bool = False) -> None:
+        keep: int = self.minconn
+        self.minconn = self.maxconn  # putconn() holds the pool lock around this call
+        try:
+            super()._putconn(conn, key, close)
+        finally:
+            self.minconn = keep
 
 
 class Database:
@@ -35,8 +51,9 @@ class Database:
     def _get_pool(self) -> ThreadedConnectionPool:
         with self._lock:
             if self._pool is None or self._pid != os.getpid():
-                # a pool inherited over fork shares sockets with the parent: drop it without closing them
-                self._pool = ThreadedConnectionPool(0, self.pool_size, dsn=self.dsn, options=self.options)
+                # a pool inherited over fork is dropped, never closed: psycopg2 does not end a session
+                # from a process other than the one that opened it, so the parent's sessions survive
+                self._pool = _KeepingPool(0, self.pool_size, dsn=self.dsn, options=self.options)
                 self._pid = os.getpid()
             return self._pool
 
@@ -97,3 +114,4 @@ class Database:
             if self._pool is not None and self._pid == os.getpid():
                 self._pool.closeall()
             self._pool = None
+

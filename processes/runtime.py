@@ -33,6 +33,7 @@ class Runtime:
         self._pid = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._futures: dict[str, Future[dict[str, Any] | None]] = {}
 
     def start(self) -> None:
         """Create tables, fail jobs orphaned by a dead process and start the maintenance thread."""
@@ -67,7 +68,20 @@ class Runtime:
 
     def submit(self, job: Job, inputs: dict[str, Any], services: dict[str, Any]) -> Future[dict[str, Any] | None]:
         """Queue a registered job."""
-        return self.pool().submit(self._run, job.job_id, job.process_id, inputs, services)
+        future = self.pool().submit(self._run, job.job_id, job.process_id, inputs, services)
+        with self._lock:
+            self._futures[job.job_id] = future
+        future.add_done_callback(lambda _: self._forget(job.job_id))
+        return future
+
+    def _forget(self, job_id: str) -> None:
+        with self._lock:
+            self._futures.pop(job_id, None)
+
+    def future(self, job_id: str) -> Future[dict[str, Any] | None] | None:
+        """The future of a job queued or running in this process (None once it has ended)."""
+        with self._lock:
+            return self._futures.get(job_id)
 
     def _run(self, job_id: str, process_id: str, inputs: dict[str, Any],
              services: dict[str, Any]) -> dict[str, Any] | None:

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from pyproj import Transformer
 
 TO_LL = Transformer.from_crs(5186, 4326, always_xy=True)
+
+
+def wait_for[T](probe: Callable[[], T], done: Callable[[T], bool], timeout: float, what: str) -> T:
+    """Call probe until done(result) holds; fail naming `what` (and the last result) after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s (last: {value!r})"
+        time.sleep(0.05)
 
 
 def run_process(pc: Any, url: str, inputs: dict[str, Any], status: int = 200) -> dict[str, Any]:

@@ -106,8 +106,10 @@ def test_restart_while_running(dsn: str, loaded: dict[str, int]) -> None:
                          headers={"Prefer": "respond-async"}, timeout=5)
     assert resp.status_code == 201
     job_id = resp.json()["jobID"]
-    time.sleep(0.8)
-    assert requests.get(f"{base}/jobs/{job_id}", timeout=5).json()["status"] == "running"
+    deadline = time.monotonic() + 10
+    while requests.get(f"{base}/jobs/{job_id}", timeout=5).json()["status"] != "running":
+        assert time.monotonic() < deadline, "the job never started running"
+        time.sleep(0.05)
     _kill(proc)
     proc = _start(dsn, port, "procs_restart.log")
     try:
