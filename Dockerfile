@@ -13,6 +13,7 @@ RUN apt-get update \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY core core
 COPY server server
 COPY layers layers
 COPY loaders loaders
@@ -21,9 +22,13 @@ COPY styles styles
 COPY config.yml run ./
 RUN python -m venv var/venv \
  && var/venv/bin/pip install --no-cache-dir --upgrade pip \
- && var/venv/bin/pip install --no-cache-dir -e ".[test]" \
+ && var/venv/bin/pip install --no-cache-dir -e . \
  && touch "var/venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)" \
  && var/venv/bin/python -c "from pathlib import Path; from server.assets import ensure_assets; ensure_assets(Path('.'))"
+
+# Run as an unprivileged user (the embedded cluster, when used, runs as this user too)
+RUN useradd --system --home-dir /app --shell /usr/sbin/nologin sejong && mkdir -p var && chown -R sejong:sejong var
+USER sejong
 
 # The real public data is not in the image: mount it at /data (or let the loader fetch it by MANIFEST).
 VOLUME ["/data"]

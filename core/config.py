@@ -85,6 +85,7 @@ class TileCacheConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     memory_mb: int = Field(default=128, ge=0)
     directory: str | None = None
+    disk_mb: int = Field(default=1024, ge=1)  # the folder is kept under this; the oldest-written tiles go first
     cache_control: str = "public, max-age=60"
 
 
@@ -99,6 +100,8 @@ class ServerConfig(BaseModel):
     limit_default: int = Field(default=10, ge=1)
     limit_max: int = Field(default=10000, ge=1)
     statement_timeout_ms: int = Field(default=15000, ge=100)
+    max_body_kb: int = Field(default=2048, ge=1)  # larger request bodies are refused with 413
+    per_client_concurrency: int = Field(default=8, ge=1)  # data requests at once from one client address (429)
     cors: str | None = "*"
 
     @field_validator("url")
@@ -108,10 +111,11 @@ class ServerConfig(BaseModel):
 
 
 class DatabaseConfig(BaseModel):
-    """Database connection: DATABASE_URL, or the embedded cluster when empty."""
+    """Database connections: the write URL (loads, jobs) and the read URL the web server uses."""
 
     model_config = ConfigDict(extra="forbid")
     url: str = ""
+    read_url: str = ""
     embedded_port: int = 54329
     pool_size: int = 8
 
@@ -121,6 +125,17 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     dir: str = "../shared/data"
+    # the deployment's region, lon/lat [min lon, min lat, max lon, max lat]: file loads whose coordinates fall
+    # outside are refused (loads of national layers pass --national); default: Sejong's extent plus ~5 km
+    region: tuple[float, float, float, float] = (127.05, 36.35, 127.50, 36.80)
+
+    @field_validator("region")
+    @classmethod
+    def _bbox(cls, value: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = value
+        if not (-180 <= x0 < x1 <= 180 and -90 <= y0 < y1 <= 90):
+            raise ValueError(f"data.region {list(value)} is not [min lon, min lat, max lon, max lat] in degrees")
+        return value
 
     def path(self) -> Path:
         """Absolute data folder (relative paths are taken from the repository root)."""
@@ -168,6 +183,10 @@ class ProcessesConfig(BaseModel):
     sync_timeout_s: float = Field(default=120.0, gt=0)
     job_timeout_s: float = Field(default=600.0, gt=0)
     result_ttl_hours: float = Field(default=24.0, gt=0)
+    job_retention_hours: float = Field(default=168.0, gt=0)  # finished jobs and their results are deleted after
+    lease_s: float = Field(default=60.0, ge=5)  # a job whose server stops renewing it for this long is failed
+    max_queued: int = Field(default=64, ge=1)  # queued + running jobs per server process; more get 429
+    max_sync: int = Field(default=2, ge=1)  # concurrent synchronous executions per server process; more get 429
     max_points: int = Field(default=50_000, ge=1)
     max_facilities: int = Field(default=5_000, ge=1)
     max_minutes: float = Field(default=180.0, gt=0)
@@ -180,6 +199,16 @@ class ProcessesConfig(BaseModel):
         "facilities_paju": AnalysisLayer(table="public.facilities_paju", title="Paju facilities"),
         "paju_emd": AnalysisLayer(table="public.paju_emd", title="Paju 읍면동 with voters"),
     })
+    # pygeoapi process plugins run in our job runtime: process id -> dotted path of a BaseProcessor subclass
+    plugins: dict[str, str] = {}
+
+    @field_validator("plugins")
+    @classmethod
+    def _dotted(cls, value: dict[str, str]) -> dict[str, str]:
+        for pid, path in value.items():
+            if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", path):
+                raise ValueError(f"plugin {pid!r}: {path!r} is not a dotted path like package.module.ClassName")
+        return value
 
 
 class AppConfig(BaseModel):
@@ -215,21 +244,20 @@ def load_config(path: Path | None = None) -> AppConfig:
 
 
 class NoDatabase(ValueError):
-    """No database is named and the caller may not fall back to the embedded cluster."""
+    """No database is named (./run starts the embedded cluster and names it)."""
 
 
-def embedded_database_url(cfg: AppConfig) -> str:
-    """URL of the project-local cluster under var/ (started by ./run)."""
-    return f"postgresql://postgres@127.0.0.1:{cfg.database.embedded_port}/sejong"
-
-
-def database_url(cfg: AppConfig | None = None, dsn: str | None = None, *, embedded: bool = True) -> str:
-    """The one DATABASE_URL resolution: an explicit dsn, DATABASE_URL, database.url, else the embedded cluster."""
+def database_url(cfg: AppConfig | None = None, dsn: str | None = None) -> str:
+    """The one write-URL resolution: an explicit dsn, DATABASE_URL, else database.url."""
     cfg = cfg or load_config()
     url = dsn or os.environ.get("DATABASE_URL") or cfg.database.url
-    if url:
-        return url
-    if not embedded:
-        raise NoDatabase("no database: pass --dsn or set DATABASE_URL=postgresql://user@host:port/db "
-                         "(./run load … sets it to the embedded cluster)")
-    return embedded_database_url(cfg)
+    if not url:
+        raise NoDatabase("no database: set DATABASE_URL=postgresql://user:password@host:port/db "
+                         "(./run serve, ./run load and ./run test start the embedded cluster and set it)")
+    return url
+
+
+def read_database_url(cfg: AppConfig | None = None, dsn: str | None = None) -> str:
+    """The URL the web server reads with: an explicit dsn, DATABASE_READ_URL, database.read_url, else the write URL."""
+    cfg = cfg or load_config()
+    return dsn or os.environ.get("DATABASE_READ_URL") or cfg.database.read_url or database_url(cfg)

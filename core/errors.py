@@ -64,6 +64,16 @@ class NotAcceptable(OGCError):
     code = "NotAcceptable"
 
 
+class TooManyRequests(OGCError):
+    """A bounded queue or concurrency limit is full: retry later."""
+
+    http_status = 429
+    code = "TooManyRequests"
+
+    def __init__(self, description: str, retry_after_s: int = 5) -> None:
+        super().__init__(description, headers={"Retry-After": str(retry_after_s)})
+
+
 class ServiceUnavailable(OGCError):
     """The database timed out or is unreachable."""
 

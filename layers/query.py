@@ -22,24 +22,31 @@ ITEMS_PARAMS = COMMON_PARAMS | {
     "filter", "filter-lang", "filter-crs", "skipGeometry",
 }
 ITEM_PARAMS = COMMON_PARAMS | {"crs", "properties", "skipGeometry"}
+SCALAR_TYPES = ("string", "integer", "number", "boolean")  # JSON Schema types a sort key or a query value can have
 
 
-def reject_unknown(args: Any, allowed: set[str]) -> None:
+def reject_unknown(args: Any, allowed: set[str] | frozenset[str]) -> None:
     """400 for a query parameter this endpoint does not define."""
     for name in args:
         if name not in allowed:
-            raise InvalidParameterValue(
-                f"unknown query parameter {name!r}; this endpoint accepts: {', '.join(sorted(allowed))}")
+            accepts = f"accepts: {', '.join(sorted(allowed))}" if allowed else "accepts no query parameters"
+            raise InvalidParameterValue(f"unknown query parameter {name!r}; this endpoint {accepts}")
+
+
+def scalar_properties(layer: Layer) -> list[Any]:
+    """Properties usable in sortby and as queryable query parameters (not objects or arrays)."""
+    return [c for c in layer.properties if c.json_type[0] in SCALAR_TYPES]
 
 
 def parse_int(value: str, name: str, minimum: int) -> int:
-    """An integer parameter >= minimum."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise InvalidParameterValue(f"{name} must be an integer, got {value!r}") from None
+    """An integer parameter >= minimum that fits PostgreSQL's bigint (ASCII digits only)."""
+    if not value.isascii() or not value.strip().lstrip("+-").isdigit():
+        raise InvalidParameterValue(f"{name} must be an integer, got {value!r}")
+    number = int(value)
     if number < minimum:
         raise InvalidParameterValue(f"{name} must be >= {minimum}, got {number}")
+    if number >= 2**63:
+        raise InvalidParameterValue(f"{name} must be < 2^63, got {value}")
     return number
 
 
@@ -146,9 +153,11 @@ def parse_sortby(layer: Layer, value: str) -> list[tuple[str, bool]]:
         if name.endswith(" DESC") or name.endswith(" ASC"):
             desc = name.endswith(" DESC")
             name = name.rsplit(" ", 1)[0]
-        if layer.column(name) is None:
+        sortable = scalar_properties(layer)
+        if name not in {c.name for c in sortable}:
             raise InvalidParameterValue(
-                f"cannot sort by {name!r}; sortable: {', '.join(c.name for c in layer.properties)}")
+                f"cannot sort by {name!r}; sortable (see /collections/{layer.id}/sortables): "
+                f"{', '.join(c.name for c in sortable)}")
         order.append((name, desc))
     return order
 
@@ -220,7 +229,7 @@ def typed_value(kind: str, text: str, name: str) -> Any:
 
 def build_items_query(layer: Layer, args: Any, server: ServerConfig) -> tuple[ItemsQuery, dict[str, Any]]:
     """Validate every items parameter and compose the query; also returns parsed values for links."""
-    queryable_names = {c.name for c in layer.properties}
+    queryable_names = {c.name for c in scalar_properties(layer)}
     reject_unknown(args, ITEMS_PARAMS | queryable_names)
     limit = server.limit_default
     if "limit" in args:

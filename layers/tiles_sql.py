@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg2 import sql
 
 from core.tms import TileMatrixSet
@@ -25,6 +27,28 @@ def tile_properties(layer: Layer, z: int) -> tuple[str, ...]:
         if chosen != "*":
             cols = [c for c in cols if c in chosen or c == layer.config.id]
     return tuple(cols)
+
+
+def bind_values(cql: sql.Composable, prefix: str = "cql") -> tuple[sql.Composable, dict[str, Any]]:
+    """A filter with every sql.Literal turned into a named placeholder, and the values to bind to them.
+
+    The tile query is executed with named parameters (%(x1)s ...), so its text is %-formatted: values are bound,
+    never rendered into that text, and a '%' in the filter's own SQL text is escaped.
+    """
+    params: dict[str, Any] = {}
+
+    def walk(node: sql.Composable) -> sql.Composable:
+        if isinstance(node, sql.Composed):
+            return sql.Composed([walk(part) for part in node.seq])
+        if isinstance(node, sql.Literal):
+            name = f"{prefix}{len(params)}"
+            params[name] = node.wrapped
+            return sql.Placeholder(name)
+        if isinstance(node, sql.SQL):
+            return sql.SQL(node.string.replace("%", "%%"))
+        return node  # identifiers and placeholders render without '%' formatting
+
+    return walk(cql), params
 
 
 def sql_tile(layer: Layer, tms: TileMatrixSet, cols: tuple[str, ...],

@@ -16,43 +16,15 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
+from core.schema import datasets, migrate
 from loaders.crs import STORAGE_SRID
 from loaders.errors import LoadError
 from loaders.progress import Progress
 
 DEFAULT_MAX_ROWS = 5_000_000
+DEFAULT_MAX_SHRINK = 0.2  # a reload keeping fewer than 80 % of the rows is refused unless --replace
+SERIAL = {"serial": "integer", "bigserial": "bigint", "smallserial": "smallint"}
 POLYGONAL = {"MultiPolygon", "Polygon"}
-
-CATALOG_DDL = """
-CREATE SCHEMA IF NOT EXISTS meta;
-CREATE SCHEMA IF NOT EXISTS staging;
-CREATE TABLE IF NOT EXISTS meta.datasets (
-  table_name text PRIMARY KEY,
-  title text, licence text, attribution text,
-  sources jsonb NOT NULL DEFAULT '[]',
-  loaded_at timestamptz NOT NULL DEFAULT now(),
-  rows_loaded integer NOT NULL DEFAULT 0,
-  rows_skipped integer NOT NULL DEFAULT 0,
-  geometries_repaired integer NOT NULL DEFAULT 0,
-  data_version bigint NOT NULL DEFAULT 1
-);
-CREATE OR REPLACE FUNCTION meta.notify_data_version() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_notify('sejong_data_version', NEW.table_name);  -- delivered at commit, with the swap
-  RETURN NEW;
-END $$;
-CREATE OR REPLACE TRIGGER datasets_notify AFTER INSERT OR UPDATE ON meta.datasets
-  FOR EACH ROW EXECUTE FUNCTION meta.notify_data_version();
-CREATE OR REPLACE FUNCTION meta.pm10_grade(v numeric) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT CASE WHEN v IS NULL THEN NULL WHEN v <= 30 THEN '좋음' WHEN v <= 80 THEN '보통'
-              WHEN v <= 150 THEN '나쁨' ELSE '매우나쁨' END $$;
-CREATE OR REPLACE FUNCTION meta.pm25_grade(v numeric) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT CASE WHEN v IS NULL THEN NULL WHEN v <= 15 THEN '좋음' WHEN v <= 35 THEN '보통'
-              WHEN v <= 75 THEN '나쁨' ELSE '매우나쁨' END $$;
-"""
 
 
 @dataclass(frozen=True)
@@ -136,15 +108,54 @@ class LoadResult:
     skipped: int
     repaired: int
     data_version: int
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
 class RowStats:
-    """Counters a row producer fills while it yields rows."""
+    """Counters a row producer fills while it yields rows; rejects: rows set aside (file, line, column, reason)."""
 
     skipped: int = 0
     per_source: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+    def reject(self, file: str, line: int, column: str, reason: str) -> None:
+        """Set a row aside (the load refuses unless its BadRows policy allows this many)."""
+        self.rejects.append({"file": file, "line": line, "column": column, "reason": reason})
+
+
+@dataclass(frozen=True)
+class BadRows:
+    """How many rows that cannot be placed a load may set aside: a count, or a percentage of the rows read."""
+
+    count: int = 0
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, text: str | int | None) -> BadRows:
+        """'0' (the default: refuse), '77' or '3%'."""
+        raw = str(text if text is not None else "0").strip()
+        try:
+            if raw.endswith("%"):
+                pct = float(raw[:-1])
+                if 0 <= pct <= 100:
+                    return cls(0, pct)
+            elif int(raw) >= 0:
+                return cls(int(raw))
+        except ValueError:
+            pass
+        raise LoadError(f"--max-bad-rows {raw!r}: give a row count (e.g. 80) or a percentage (e.g. 3%)")
+
+    def allows(self, bad: int, total: int) -> bool:
+        """True when `bad` of `total` rows may be set aside."""
+        if self.percent is not None:
+            return bad <= total * self.percent / 100
+        return bad <= self.count
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else str(self.count)
 
 
 def connect(dsn: str) -> psycopg2.extensions.connection:
@@ -155,15 +166,9 @@ def connect(dsn: str) -> psycopg2.extensions.connection:
         raise LoadError(f"cannot connect to the database ({dsn}): {exc}".strip()) from exc
 
 
-def ensure_catalog(conn: psycopg2.extensions.connection) -> None:
-    """Create meta.datasets, the staging schema and the grade functions (idempotent)."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext('sejong-loaders-ddl'))")
-        cur.execute(CATALOG_DDL)
-
-
-def ensure_table(conn: psycopg2.extensions.connection, spec: TableSpec) -> None:
-    """CREATE TABLE IF NOT EXISTS with pk, geometry, GiST index and Korean column comments."""
+def ensure_table(conn: psycopg2.extensions.connection, spec: TableSpec) -> bool:
+    """CREATE TABLE IF NOT EXISTS with pk, geometry, GiST index and Korean column comments (in the caller's
+    transaction); returns True when the table was created."""
     defs: list[sql.Composable] = []
     for c in spec.columns:
         pk = sql.SQL(" PRIMARY KEY") if c.name == spec.pk else sql.SQL("")
@@ -175,7 +180,7 @@ def ensure_table(conn: psycopg2.extensions.connection, spec: TableSpec) -> None:
         cur.execute(sql.SQL("SELECT to_regclass({})").format(sql.Literal(spec.qualified)))
         row = cur.fetchone()
         if row is not None and row[0] is not None:
-            return
+            return False
         cur.execute(sql.SQL("CREATE TABLE IF NOT EXISTS {} ({})").format(spec.ident(), sql.SQL(", ").join(defs)))
         if spec.geom_type:
             cur.execute(sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING gist (geom)").format(
@@ -189,13 +194,16 @@ def ensure_table(conn: psycopg2.extensions.connection, spec: TableSpec) -> None:
             if c.ko:
                 cur.execute(sql.SQL("COMMENT ON COLUMN {}.{} IS {}").format(
                     spec.ident(), sql.Identifier(c.name), sql.Literal(c.ko)))
+    return True
 
 
 def prepare(dsn: str, specs: Iterable[TableSpec]) -> None:
-    """Create the catalog and the (empty) target tables if missing."""
+    """Migrate the project's own schema (core.schema), then create the (empty) target tables if missing."""
     conn = connect(dsn)
     try:
-        ensure_catalog(conn)
+        migrate(dsn)
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('sejong-loaders-ddl'))")
         for spec in specs:
             ensure_table(conn, spec)
         conn.commit()
@@ -265,29 +273,47 @@ def _merge_sources(old: list[dict[str, Any]], new: list[SourceFile], replace: bo
     return [o for o in old if o.get("file") not in names] + fresh
 
 
+def max_shrink_default() -> float:
+    """Share of rows a reload may lose without --replace: SEJONG_LOADER_MAX_SHRINK (e.g. 0.2) or 20 %."""
+    return float(os.environ.get("SEJONG_LOADER_MAX_SHRINK", DEFAULT_MAX_SHRINK))
+
+
 def load_table(dsn: str, spec: TableSpec, rows: Iterable[Mapping[str, Any]], *, label: str,
                sources: list[SourceFile], meta: Meta, stats: RowStats | None = None,
-               max_rows: int | None = None, total: int | None = None) -> LoadResult:
-    """Load rows into spec.table atomically: nothing touches the target before the final commit."""
+               max_rows: int | None = None, total: int | None = None, bad_rows: BadRows | None = None,
+               replace: bool = False, max_shrink: float | None = None) -> LoadResult:
+    """Load rows into spec.table atomically: the table (when new), its rows and its catalog row are written in
+    ONE transaction, so a refused load leaves the database exactly as it was.
+
+    Refused: rows set aside beyond `bad_rows`, mis-decoded text, a changed column set or a reload losing more
+    than `max_shrink` of the rows (both allowed by `replace`)."""
     stats = stats or RowStats()
     max_rows = max_rows if max_rows is not None else max_rows_default()
-    prepare(dsn, [spec])
+    bad_rows = bad_rows or BadRows()
+    max_shrink = max_shrink if max_shrink is not None else max_shrink_default()
+    migrate(dsn)
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (spec.qualified,))
+            cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(spec.schema)))
+            if not ensure_table(conn, spec):
+                _check_schema(cur, spec, label, replace)
             stg = sql.Identifier("staging", re.sub(r"\W", "_", f"{spec.schema}__{spec.name}")[:50] + "_load")
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stg))
             cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(stg, spec.ident()))
             cols = spec.load_columns()
-            _check_columns(cur, spec, cols, label)
             n = _copy_rows(cur, stg, cols, rows, label, max_rows, total)
+            _check_rejects(stats, bad_rows, n, label)
             if n == 0:
                 raise LoadError(f"{label}: zero rows to load (empty file or nothing matched the filter)")
             for src in sources:
                 src.rows = src.rows or stats.per_source.get(src.file, n if len(sources) == 1 else 0)
+            _check_text(cur, spec, stg, label)
             repaired = _repair(cur, spec, stg)
             _check_unique(cur, spec, stg, label)
+            if not replace:
+                _check_shrink(cur, spec, stg, n, label, max_shrink)
             version = _swap(cur, spec, stg, meta, sources, stats, repaired)
             cur.execute(sql.SQL("DROP TABLE {}").format(stg))
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(spec.ident()))
@@ -301,18 +327,100 @@ def load_table(dsn: str, spec: TableSpec, rows: Iterable[Mapping[str, Any]], *, 
         raise
     finally:
         conn.close()
-    return LoadResult(spec.qualified, total_rows if spec.replace_by else n, stats.skipped, repaired, version)
+    return LoadResult(spec.qualified, total_rows if spec.replace_by else n, len(stats.rejects) or stats.skipped,
+                      repaired, version, list(stats.rejects), list(stats.notes))
 
 
-def _check_columns(cur: psycopg2.extensions.cursor, spec: TableSpec, cols: list[str], label: str) -> None:
-    """Refuse a load whose columns the existing target table lacks."""
-    cur.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
-                (spec.schema, spec.name))
-    have = {r[0] for r in cur.fetchall()}
-    missing = [c for c in cols if c not in have]
-    if missing:
-        raise LoadError(f"{label}: table {spec.qualified} exists with other columns (lacks {', '.join(missing[:5])}); "
-                        f"load into another --table or drop it first")
+def format_reject(r: Mapping[str, Any]) -> str:
+    """'file line 12, column 위도: reason'."""
+    column = f", column {r['column']}" if r.get("column") else ""
+    return f"{r.get('file', '')} line {r.get('line', '?')}{column}: {r.get('reason', '')}"
+
+
+def _check_rejects(stats: RowStats, bad_rows: BadRows, n: int, label: str) -> None:
+    """Refuse when more rows were set aside than the policy allows (default: any)."""
+    bad = len(stats.rejects)
+    if not bad or bad_rows.allows(bad, n + bad):
+        return
+    shown = "\n  ".join(format_reject(r) for r in stats.rejects[:10])
+    more = f"\n  … and {bad - 10:,} more" if bad > 10 else ""
+    allowed = "" if str(bad_rows) == "0" else f" (allowed: {bad_rows})"
+    raise LoadError(f"{label}: {bad:,} of {n + bad:,} rows cannot be placed{allowed}:\n  {shown}{more}\n"
+                    f"fix them, or set them aside with --max-bad-rows {bad} (or a percentage, e.g. "
+                    f"{max(1, -(-bad * 100 // (n + bad)))}%): they are kept in the load's rejects report")
+
+
+def _canonical_types(cur: psycopg2.extensions.cursor, names: Iterable[str]) -> dict[str, str]:
+    """PostgreSQL's own name of each type (integer for int4 and serial; typmods dropped)."""
+    out: dict[str, str] = {}
+    for name in set(names):
+        cur.execute("SELECT format_type(to_regtype(%s), NULL)", (SERIAL.get(name.lower(), name),))
+        out[name] = str(_one(cur) or name)
+    return out
+
+
+def _check_schema(cur: psycopg2.extensions.cursor, spec: TableSpec, label: str, replace: bool) -> None:
+    """An existing table must have the load's columns (names, types, geometry type); with replace a different
+    one is dropped and created anew inside the load's transaction."""
+    cur.execute("SELECT a.attname, format_type(a.atttypid, NULL), format_type(a.atttypid, a.atttypmod) "
+                "FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) AND a.attnum > 0 AND NOT a.attisdropped",
+                (spec.qualified,))
+    have = {r[0]: (r[1], r[2]) for r in cur.fetchall()}
+    types = _canonical_types(cur, [c.pgtype for c in spec.columns])
+    want = {c.name: types[c.pgtype] for c in spec.columns}
+    diffs = [f"new column {c}" for c in want if c not in have]
+    diffs += [f"column {c} gone" for c in have if c not in want and c != "geom"]
+    diffs += [f"column {c}: {have[c][0]} -> {t}" for c, t in want.items() if c in have and have[c][0] != t]
+    if spec.geom_type:
+        geom = f"geometry({spec.geom_type},{STORAGE_SRID})"
+        if "geom" not in have:
+            diffs.append("new column geom")
+        elif have["geom"][1].lower().replace(" ", "") != geom.lower():
+            diffs.append(f"geom: {have['geom'][1]} -> {geom}")
+    elif "geom" in have:
+        diffs.append("column geom gone")
+    if not diffs:
+        return
+    if not replace:
+        raise LoadError(f"{label}: table {spec.qualified} exists with other columns ({'; '.join(diffs[:6])}); "
+                        f"pass --replace to replace the table, load into another --table, or "
+                        f"python -m loaders drop {spec.qualified}")
+    cur.execute(sql.SQL("DROP TABLE {}").format(spec.ident()))
+    ensure_table(cur.connection, spec)
+
+
+def _check_text(cur: psycopg2.extensions.cursor, spec: TableSpec, stg: sql.Composed, label: str) -> None:
+    """Refuse text columns holding U+FFFD or mojibake (a wrong encoding must never be stored)."""
+    from loaders.textio import mojibake_reason
+
+    for c in spec.columns:
+        if c.pgtype != "text":
+            continue
+        col = sql.Identifier(c.name)
+        cur.execute(sql.SQL("SELECT {c} FROM {t} WHERE {c} ~ '[^\\x01-\\x7f]' LIMIT 2000").format(c=col, t=stg))
+        values = [str(r[0]) for r in cur.fetchall()]
+        cur.execute(sql.SQL("SELECT {c} FROM {t} WHERE strpos({c}, U&'\\FFFD') > 0 LIMIT 1").format(c=col, t=stg))
+        values += [str(r[0]) for r in cur.fetchall()]
+        why = mojibake_reason(values) if values else None
+        if why:
+            raise LoadError(f"{label}: column {c.name}: {why}; the file's text encoding was read wrong — "
+                            f"pass --encoding (utf-8 or cp949)")
+
+
+def _check_shrink(cur: psycopg2.extensions.cursor, spec: TableSpec, stg: sql.Composed, n: int, label: str,
+                  max_shrink: float) -> None:
+    """Refuse a reload that would lose more than max_shrink of the rows it replaces."""
+    if spec.replace_by:
+        key = sql.Identifier(spec.replace_by)
+        cur.execute(sql.SQL("SELECT count(*) FROM {t} WHERE {k} IN (SELECT DISTINCT {k} FROM {s})").format(
+            t=spec.ident(), k=key, s=stg))
+    else:
+        cur.execute(sql.SQL("SELECT count(*) FROM {}").format(spec.ident()))
+    old = int(_one(cur))
+    if old and n < old * (1 - max_shrink):
+        raise LoadError(f"{label}: would replace {old:,} rows of {spec.qualified} with {n:,} "
+                        f"({(old - n) / old:.0%} fewer; more than {max_shrink:.0%} is refused as a likely partial "
+                        f"file); pass --replace if the new file is complete")
 
 
 def _one(cur: psycopg2.extensions.cursor) -> Any:
@@ -370,8 +478,12 @@ def _swap(cur: psycopg2.extensions.cursor, spec: TableSpec, stg: sql.Composed, m
              geometries_repaired = EXCLUDED.geometries_repaired, data_version = d.data_version + 1
            RETURNING data_version""",
         (spec.qualified, meta.title, meta.licence, meta.attribution, json.dumps(merged, ensure_ascii=False),
-         rows_now, stats.skipped, repaired))
-    return int(_one(cur))
+         rows_now, len(stats.rejects) or stats.skipped, repaired))
+    version = int(_one(cur))
+    if "rejects" in datasets.c:  # the rejects report of this version (empty when nothing was set aside)
+        cur.execute("UPDATE meta.datasets SET rejects = %s::jsonb WHERE table_name = %s",
+                    (json.dumps(stats.rejects, ensure_ascii=False), spec.qualified))
+    return version
 
 
 def catalog_entry(dsn: str, table: str) -> dict[str, Any] | None:
@@ -388,5 +500,51 @@ def catalog_entry(dsn: str, table: str) -> dict[str, Any] | None:
             if not row:
                 return None
             return {"table_name": row[0], "sources": row[1], "rows_loaded": row[2], "data_version": row[3]}
+    finally:
+        conn.close()
+
+
+def catalog(dsn: str) -> list[dict[str, Any]]:
+    """Every table in the catalog: name, rows, version, load time, whether it still exists."""
+    migrate(dsn)
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT table_name, title, rows_loaded, rows_skipped, data_version, loaded_at, "
+                        "to_regclass(table_name) IS NOT NULL FROM meta.datasets ORDER BY table_name")
+            keys = ("table_name", "title", "rows_loaded", "rows_skipped", "data_version", "loaded_at", "exists")
+            return [dict(zip(keys, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def drop_table(dsn: str, table: str) -> int:
+    """Drop a catalogued table and its catalog row in one transaction; returns the rows it held.
+    Tables not in the catalog are refused (the loaders only drop what they loaded)."""
+    spec = TableSpec(table if "." in table else f"public.{table}", [])
+    migrate(dsn)
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (spec.qualified,))
+            cur.execute("SELECT 1 FROM meta.datasets WHERE table_name = %s", (spec.qualified,))
+            if cur.fetchone() is None:
+                raise LoadError(f"{spec.qualified} is not in the catalog (meta.datasets): the loaders only drop "
+                                f"tables they loaded; see python -m loaders list")
+            rows = 0
+            cur.execute("SELECT to_regclass(%s)", (spec.qualified,))
+            if _one(cur) is not None:
+                cur.execute(sql.SQL("SELECT count(*) FROM {}").format(spec.ident()))
+                rows = int(_one(cur))
+                cur.execute(sql.SQL("DROP TABLE {}").format(spec.ident()))
+            cur.execute("DELETE FROM meta.datasets WHERE table_name = %s", (spec.qualified,))
+        conn.commit()
+        return rows
+    except psycopg2.Error as exc:
+        conn.rollback()
+        raise LoadError(f"cannot drop {spec.qualified}: {str(exc).strip().splitlines()[0]}") from exc
+    except BaseException:
+        conn.rollback()
+        raise
     finally:
         conn.close()

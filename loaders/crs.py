@@ -1,4 +1,4 @@
-"""CRS handling: transforms to the storage CRS and the 'coordinates are in Korea' plausibility check."""
+"""CRS handling: transforms to the storage CRS; plausibility checks against Korea and the deployment's region."""
 
 from __future__ import annotations
 
@@ -11,7 +11,10 @@ from pyproj import CRS, Transformer
 from loaders.errors import LoadError
 
 KOREA_BOUNDS = (124.0, 33.0, 132.0, 39.5)  # lon min, lat min, lon max, lat max
-CANDIDATES = (5186, 5181, 5179, 5174, 5185, 5187, 4326, 3857)
+CANDIDATES = (4326, 5174, 5181, 5185, 5186, 5187, 5188, 2097, 5179, 3857)  # the Korean family
+PREFERENCE = (5186, 5181, 5179, 4326, 5174, 5185, 5187, 5188, 2097, 3857)
+Bbox = tuple[float, float, float, float]  # lon min, lat min, lon max, lat max
+REGION_SHARE = 0.5  # a load whose sampled coordinates fall in the region less often than this is refused
 REGION_CENTER = (127.289, 36.48)  # Sejong City Hall: used only to rank candidate CRSs in messages
 STORAGE_SRID = 5186
 
@@ -51,8 +54,17 @@ def epsg_of(crs: object) -> int | None:
     return code
 
 
-def fitting_crs(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray) -> list[int]:
-    """Candidate EPSG codes placing every sample point in Korea, nearest to Sejong first."""
+def in_bbox(lon: np.ndarray, lat: np.ndarray, bbox: Bbox) -> np.ndarray:
+    """Boolean mask of points inside a lon/lat box."""
+    x0, y0, x1, y1 = bbox
+    with np.errstate(invalid="ignore"):
+        return (lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)
+
+
+def fitting_crs(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarray,
+                region: Bbox | None = None) -> list[int]:
+    """Candidate EPSG codes placing every sample point in Korea (with a region: most of them in it),
+    nearest to the region (default Sejong) first."""
     x = np.asarray(xs, dtype=float)
     y = np.asarray(ys, dtype=float)
     found: list[tuple[float, int]] = []
@@ -64,10 +76,16 @@ def fitting_crs(xs: Sequence[float] | np.ndarray, ys: Sequence[float] | np.ndarr
             lon, lat = transform(x, y, code, 4326)
         except Exception:
             continue
-        if len(lon) and bool(np.all(in_korea(lon, lat))):
-            dist = float(np.hypot(np.mean(lon) - REGION_CENTER[0], np.mean(lat) - REGION_CENTER[1]))
+        fits = bool(np.all(in_korea(lon, lat))) if region is None else \
+            float(np.mean(in_bbox(lon, lat, region))) >= REGION_SHARE
+        if len(lon) and fits:
+            cx, cy = REGION_CENTER if region is None else ((region[0] + region[2]) / 2, (region[1] + region[3]) / 2)
+            dist = float(np.hypot(np.nanmean(lon) - cx, np.nanmean(lat) - cy))
             found.append((dist, code))
-    return [code for _, code in sorted(found)]
+    if not found:
+        return []
+    best = min(d for d, _ in found)  # within ~5 km of the nearest reading, the more common CRS first
+    return [c for _, c in sorted(found, key=lambda f: (f[0] > best + 0.05, PREFERENCE.index(f[1]), f[0]))]
 
 
 def sample(xs: np.ndarray, ys: np.ndarray, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -96,3 +114,25 @@ def check_in_korea(xs: np.ndarray, ys: np.ndarray, src: int, label: str, how: st
         hint = f"no candidate CRS ({', '.join(str(c) for c in CANDIDATES)}) places them in Korea"
     raise LoadError(f"{label}: {int(bad.sum()):,} coordinates are not in Korea when read as EPSG:{src} ({how}), "
                     f"{where}; {hint}")
+
+
+def check_region(xs: np.ndarray, ys: np.ndarray, src: int, region: Bbox | None, label: str, how: str) -> int:
+    """Refuse coordinates (EPSG:src) that mostly fall outside the deployment's region, naming the CRS that would
+    put them inside; returns how many sampled coordinates lie outside (0 without a region)."""
+    if region is None or not len(xs):
+        return 0
+    sx, sy = sample(xs, ys, 2000)
+    lon, lat = transform(sx, sy, src, 4326)
+    inside = in_bbox(lon, lat, region)
+    if float(np.mean(inside)) >= REGION_SHARE:
+        return int((~inside).sum())
+    fits = [c for c in fitting_crs(sx, sy, region) if c != src]
+    if fits:
+        hint = f"they fit {' / '.join(f'EPSG:{c}' for c in fits)} — pass --epsg {fits[0]}"
+    else:
+        hint = "no Korean CRS places them there"
+    box = ", ".join(f"{v:g}" for v in region)
+    raise LoadError(f"{label}: {int((~inside).sum()):,} of {len(sx):,} sampled coordinates fall outside the region "
+                    f"[{box}] (config.yml data.region) when read as EPSG:{src} ({how}); extent lon "
+                    f"{np.nanmin(lon):.4f}..{np.nanmax(lon):.4f}, lat {np.nanmin(lat):.4f}..{np.nanmax(lat):.4f}; "
+                    f"{hint}; for a layer beyond the region pass --national")

@@ -12,17 +12,14 @@ from typing import Any
 
 import numpy as np
 
+from loaders import coords as coordcols
 from loaders import crs
+from loaders.coords import Coords
 from loaders.core import Column, RowStats
 from loaders.errors import LoadError
 from loaders.textio import decode_file
 from loaders.values import CONVERTERS
 
-LAT_NAMES = ("위도", "lat", "latitude", "y좌표(위도)", "위도(y)", "wgs84위도", "stationlatitude", "dmx")
-LON_NAMES = ("경도", "lon", "lng", "long", "longitude", "x좌표(경도)", "경도(x)", "wgs84경도", "stationlongitude",
-             "dmy")
-X_NAMES = ("x", "x좌표", "좌표x", "좌표(x)", "xcoord", "x_coord", "tm_x", "tmx", "pos_x", "coord_x", "utmk_x")
-Y_NAMES = ("y", "y좌표", "좌표y", "좌표(y)", "ycoord", "y_coord", "tm_y", "tmy", "pos_y", "coord_y", "utmk_y")
 CHUNK = 5000
 
 
@@ -39,16 +36,6 @@ class Field:
     def sources(self) -> tuple[str, ...]:
         """Candidate source headers."""
         return (self.source,) if isinstance(self.source, str) else self.source
-
-
-@dataclass
-class Coords:
-    """Coordinate columns and their CRS (None: detect from the header)."""
-
-    x_col: str | None = None
-    y_col: str | None = None
-    epsg: int | None = None
-    latlon: bool = False
 
 
 @dataclass
@@ -76,27 +63,6 @@ def parse_where(items: list[str] | None) -> dict[str, set[str]]:
         k, v = item.split("=", 1)
         out.setdefault(k.strip(), set()).add(v.strip())
     return out
-
-
-def find_coords(header: list[str], coords: Coords) -> Coords:
-    """Resolve coordinate columns by flags or by Korean/English names."""
-    norm = {_norm(h): h for h in header}
-    if coords.x_col and coords.y_col:
-        for c in (coords.x_col, coords.y_col):
-            if c not in header:
-                raise LoadError(f"missing required column {c!r} (columns: {', '.join(header)})")
-        return coords
-    lat = next((norm[n] for n in LAT_NAMES if n in norm), None)
-    lon = next((norm[n] for n in LON_NAMES if n in norm), None)
-    if lat and lon:
-        return Coords(lon, lat, coords.epsg or 4326, latlon=True)
-    x = next((norm[n] for n in X_NAMES if n in norm), None)
-    y = next((norm[n] for n in Y_NAMES if n in norm), None)
-    if x and y:
-        return Coords(x, y, coords.epsg, latlon=False)
-    missing = "위도" if not lat else "경도"
-    raise LoadError(f"missing required column {missing!r} (no latitude/longitude or X/Y columns found; "
-                    f"columns: {', '.join(header)}); pass --lat-col/--lon-col or --x-col/--y-col")
 
 
 def sanitize_names(header: list[str]) -> list[str]:
@@ -135,11 +101,12 @@ class CsvRows:
     """Iterates typed rows of a CSV file (geometry as EWKT in EPSG:5186)."""
 
     def __init__(self, path: Path, recipe: CsvRecipe, *, encoding: str = "auto", label: str | None = None,
-                 stats: RowStats | None = None) -> None:
+                 stats: RowStats | None = None, region: crs.Bbox | None = None) -> None:
         self.path = path
         self.recipe = recipe
         self.label = label or path.name
         self.stats = stats or RowStats()
+        self.region = region
         self.text, self.encoding = decode_file(path, encoding, self.label)
         self.total = max(self.text.count("\n") - 1, 1)
         self.swapped = 0
@@ -163,11 +130,8 @@ class CsvRows:
         header = [h.strip().lstrip("\ufeff") for h in next(reader, [])]
         if not any(header):
             raise LoadError(f"{self.label}: the file is empty (no header row)")
-        try:
-            coords = find_coords(header, self.recipe.coords)
-        except LoadError as exc:
-            raise LoadError(f"{self.label}: {exc}") from None
         mapping = self._resolve(header)
+        coords = self._choose_coords(header)
         converters = {f.column: (CONVERTERS[f.kind], f.kind) for f in self.recipe.fields}
         width = len(header)
         chunk: list[tuple[int, dict[str, Any], float, float]] = []
@@ -189,7 +153,6 @@ class CsvRows:
                 row = self._convert(rec, mapping, converters, line)
                 xy = self._xy(rec, coords, line)
                 if xy is None:
-                    self.stats.skipped += 1
                     continue
                 if self.recipe.id_column:
                     row[self.recipe.id_column] = next_id
@@ -226,17 +189,53 @@ class CsvRows:
             row.update(self.recipe.extra(rec))
         return row
 
+    def _choose_coords(self, header: list[str]) -> Coords:
+        """The coordinate pair placing the kept rows best (first 5,000), checked against the region."""
+        sample: list[dict[str, str]] = []
+        reader = csv.reader(io.StringIO(self.text))
+        next(reader, None)
+        try:
+            for raw in reader:
+                if len(raw) >= len(header):
+                    rec = dict(zip(header, raw[:len(header)], strict=True))
+                    if self._keep(rec):
+                        sample.append(rec)
+                        if len(sample) >= 5000:
+                            break
+        except csv.Error:
+            pass  # the main pass reports the line
+        if not sample:  # nothing to load: the main pass says so
+            pairs = coordcols.candidate_pairs(header, self.recipe.coords)
+            if pairs:
+                return pairs[0]
+        try:
+            chosen, notes = coordcols.choose(self.label, header, sample, self.recipe.coords, self.region)
+        except LoadError as exc:
+            raise LoadError(str(exc) if str(exc).startswith(self.label) else f"{self.label}: {exc}") from None
+        self.stats.notes.extend(notes)
+        if self.region and chosen.epsg is not None and sample:
+            xs = coordcols.floats([r[chosen.x_col or ""] for r in sample])
+            ys = coordcols.floats([r[chosen.y_col or ""] for r in sample])
+            ok = np.isfinite(xs) & np.isfinite(ys)
+            vx, vy = xs[ok], ys[ok]
+            if chosen.dm:
+                vx, vy = coordcols.to_degrees(vx, vy, Coords(epsg=4326, dm=True))
+            crs.check_region(vx, vy, chosen.epsg, self.region, self.label, f"columns {chosen.x_col}/{chosen.y_col}")
+        return chosen
+
     def _xy(self, rec: dict[str, str], coords: Coords, line: int) -> tuple[float, float] | None:
+        """The row's two numbers; a row without them is set aside (stats.rejects) and None returned."""
         assert coords.x_col and coords.y_col
-        sx, sy = rec[coords.x_col].strip(), rec[coords.y_col].strip()
-        if not sx or not sy:
-            return None
         out = []
-        for col, s in ((coords.x_col, sx), (coords.y_col, sy)):
+        for col, s in ((coords.x_col, rec[coords.x_col].strip()), (coords.y_col, rec[coords.y_col].strip())):
+            if not s:
+                self.stats.reject(self.label, line, col, "no coordinate (empty)")
+                return None
             try:
                 out.append(float(s.replace(",", "")))
             except ValueError:
-                raise LoadError(f"{self.label} line {line}, column {col}: {s!r} is not a number") from None
+                self.stats.reject(self.label, line, col, f"{s!r} is not a number")
+                return None
         return out[0], out[1]
 
     def _flush(self, chunk: list[tuple[int, dict[str, Any], float, float]], coords: Coords) -> Iterator[dict[str, Any]]:
@@ -245,14 +244,9 @@ class CsvRows:
         xs = np.array([c[2] for c in chunk])
         ys = np.array([c[3] for c in chunk])
         src = coords.epsg
-        if src is None:
-            src = 4326 if bool(np.all((np.abs(xs) <= 180) & (np.abs(ys) <= 90))) else 0
-            if not src:
-                fits = crs.fitting_crs(*crs.sample(xs, ys))
-                hint = f"; they fit {' / '.join(f'EPSG:{c}' for c in fits)} — pass --epsg {fits[0]}" if fits else ""
-                raise LoadError(f"{self.label}: columns {coords.x_col}/{coords.y_col} are projected coordinates "
-                                f"with no CRS given{hint}")
-            coords.epsg = src
+        assert src is not None
+        if coords.dm:
+            xs, ys = coordcols.to_degrees(xs, ys, Coords(epsg=4326, dm=True))
         if src == 4326:
             ok = crs.in_korea(xs, ys)
             swap = ~ok & crs.in_korea(ys, xs)
@@ -261,14 +255,11 @@ class CsvRows:
                 self.swapped += int(swap.sum())
         lon, lat = crs.transform(xs, ys, src, 4326)
         ok = crs.in_korea(lon, lat)
-        if not bool(ok.all()):
-            i = int(np.argmax(~ok))
-            line = chunk[i][0]
-            fits = [c for c in crs.fitting_crs([chunk[i][2]], [chunk[i][3]]) if c != src]
-            hint = f"; it fits {' / '.join(f'EPSG:{c}' for c in fits)} — pass --epsg {fits[0]}" if fits else ""
-            raise LoadError(f"{self.label} line {line}, column {coords.y_col}/{coords.x_col}: "
-                            f"({chunk[i][3]}, {chunk[i][2]}) is not in Korea as EPSG:{src}{hint}")
         gx, gy = crs.transform(xs, ys, src, crs.STORAGE_SRID)
-        for (_, row, _, _), x, y in zip(chunk, gx, gy, strict=True):
+        for (line, row, x0, y0), good, x, y in zip(chunk, ok, gx, gy, strict=True):
+            if not good:
+                self.stats.reject(self.label, line, f"{coords.x_col}/{coords.y_col}",
+                                  f"({x0:g}, {y0:g}) is not in Korea as EPSG:{src}")
+                continue
             row["geom"] = f"SRID={crs.STORAGE_SRID};POINT({x:.3f} {y:.3f})"
             yield row

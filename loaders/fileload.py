@@ -2,16 +2,42 @@
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from loaders.core import Column, LoadResult, Meta, RowStats, SourceFile, TableSpec, load_table
+from loaders.core import BadRows, Column, LoadResult, Meta, RowStats, SourceFile, TableSpec, load_table
+from loaders.crs import Bbox
 from loaders.csvload import Coords, CsvRecipe, CsvRows, generic_recipe, parse_where, read_header, sanitize_names
+from loaders.errors import LoadError
 from loaders.layouts import building_rows, detect, parcel_rows, read_prices
 from loaders.recipes import sha256
+from loaders.textio import member_names
 from loaders.vector import ewkb, geometry_kind, read_vector
+
+
+@contextmanager
+def zip_member(path: Path, member: str | None, suffixes: tuple[str, ...] = (".csv", ".txt", ".tsv")
+               ) -> Iterator[tuple[Path, SourceFile]]:
+    """A CSV of a zip (member: its name or a unique part of it; CP949 names decoded) as a temporary file."""
+    names = {n: i for n, i in member_names(path).items() if n.lower().endswith(suffixes)}
+    hits = [n for n in names if member and (n == member or member in n)] if member else list(names)
+    if len(hits) != 1:
+        listing = "\n  ".join(names) or "(none)"
+        what = f"--member {member!r} matches {len(hits)} of" if member else "pass --member NAME to pick one of"
+        raise LoadError(f"{path.name}: {what} the CSV members:\n  {listing}")
+    name = hits[0]
+    with zipfile.ZipFile(path) as zf, tempfile.TemporaryDirectory(prefix="sejong-member-") as tmp:
+        data = zf.read(names[name])
+        out = Path(tmp) / Path(name).name
+        out.write_bytes(data)
+        yield out, SourceFile(f"{path.name}/{name}", hashlib.sha256(data).hexdigest())
 
 
 def known_csv_recipe(table: str, region: str | None) -> tuple[TableSpec, CsvRecipe, Meta] | None:
@@ -29,8 +55,28 @@ def known_csv_recipe(table: str, region: str | None) -> tuple[TableSpec, CsvReci
 def load_csv(dsn: str, path: Path, table: str, *, encoding: str = "auto", lat_col: str | None = None,
              lon_col: str | None = None, x_col: str | None = None, y_col: str | None = None,
              epsg: int | None = None, where: list[str] | None = None, licence: str = "", title: str = "",
-             attribution: str = "", region: str | None = None, max_rows: int | None = None) -> LoadResult:
-    """Load a CSV: a layer table uses its recipe, any other table gets every column as text."""
+             attribution: str = "", region: str | None = None, max_rows: int | None = None,
+             bbox: Bbox | None = None, dm: bool | None = None, bad_rows: BadRows | None = None,
+             replace: bool = False, max_shrink: float | None = None, member: str | None = None) -> LoadResult:
+    """Load a CSV (or a CSV member of a zip): a layer table uses its recipe, any other table gets every column as
+    text. bbox: the deployment's region the points must fall in (None: anywhere in Korea)."""
+    if path.suffix.lower() == ".zip":
+        with zip_member(path, member) as (inner, source):
+            return _load_csv(dsn, inner, table, source, encoding=encoding, lat_col=lat_col, lon_col=lon_col,
+                             x_col=x_col, y_col=y_col, epsg=epsg, where=where, licence=licence, title=title,
+                             attribution=attribution, region=region, max_rows=max_rows, bbox=bbox, dm=dm,
+                             bad_rows=bad_rows, replace=replace, max_shrink=max_shrink)
+    return _load_csv(dsn, path, table, SourceFile(path.name, sha256(path)), encoding=encoding, lat_col=lat_col,
+                     lon_col=lon_col, x_col=x_col, y_col=y_col, epsg=epsg, where=where, licence=licence,
+                     title=title, attribution=attribution, region=region, max_rows=max_rows, bbox=bbox, dm=dm,
+                     bad_rows=bad_rows, replace=replace, max_shrink=max_shrink)
+
+
+def _load_csv(dsn: str, path: Path, table: str, source: SourceFile, *, encoding: str, lat_col: str | None,
+              lon_col: str | None, x_col: str | None, y_col: str | None, epsg: int | None, where: list[str] | None,
+              licence: str, title: str, attribution: str, region: str | None, max_rows: int | None,
+              bbox: Bbox | None, dm: bool | None, bad_rows: BadRows | None, replace: bool,
+              max_shrink: float | None) -> LoadResult:
     known = known_csv_recipe(table, region)
     if known:
         spec, recipe, meta = known
@@ -42,15 +88,16 @@ def load_csv(dsn: str, path: Path, table: str, *, encoding: str = "auto", lat_co
         meta = Meta(title or path.stem, licence, attribution)
     recipe.where = {**recipe.where, **parse_where(where)}
     if lat_col and lon_col:
-        recipe.coords = Coords(lon_col, lat_col, 4326, latlon=True)
+        recipe.coords = Coords(lon_col, lat_col, 4326, latlon=True, dm=dm)
     elif x_col and y_col:
-        recipe.coords = Coords(x_col, y_col, epsg)
-    elif epsg:
-        recipe.coords = Coords(epsg=epsg)
+        recipe.coords = Coords(x_col, y_col, epsg, dm=dm)
+    elif epsg or dm is not None:
+        recipe.coords = Coords(epsg=epsg, dm=dm)
     stats = RowStats()
-    rows = CsvRows(path, recipe, encoding=encoding, label=path.name, stats=stats)
-    return load_table(dsn, spec, rows, label=path.name, sources=[SourceFile(path.name, sha256(path))], meta=meta,
-                      stats=stats, max_rows=max_rows, total=rows.total)
+    rows = CsvRows(path, recipe, encoding=encoding, label=path.name, stats=stats, region=bbox)
+    return load_table(dsn, spec, rows, label=path.name, sources=[source], meta=meta, stats=stats,
+                      max_rows=max_rows, total=rows.total, bad_rows=bad_rows, replace=replace,
+                      max_shrink=max_shrink)
 
 
 def _pgtype(series: pd.Series) -> tuple[str, str]:
@@ -80,13 +127,19 @@ def _plain(v: Any, how: str) -> Any:
 
 def load_file(dsn: str, path: Path, table: str | None = None, *, epsg: int | None = None, layer: str | None = None,
               encoding: str | None = None, prices: Path | None = None, licence: str = "", title: str = "",
-              attribution: str = "", max_rows: int | None = None) -> LoadResult:
-    """Load a vector file; AL_D010/F_FAC_BUILDING/OSM go to public.buildings, LSMD/AL_D002 to public.land_parcels."""
-    data = read_vector(path, epsg=epsg, layer=layer, encoding=encoding, label=path.name)
+              attribution: str = "", max_rows: int | None = None, bbox: Bbox | None = None,
+              bad_rows: BadRows | None = None, replace: bool = False, max_shrink: float | None = None) -> LoadResult:
+    """Load a vector file; AL_D010/F_FAC_BUILDING/OSM go to public.buildings, LSMD/AL_D002 to public.land_parcels.
+    bbox: the deployment's region the features must fall in (None: anywhere in Korea)."""
+    bad_rows = bad_rows or BadRows()
+    data = read_vector(path, epsg=epsg, layer=layer, encoding=encoding, label=path.name, region=bbox,
+                       keep_bad=str(bad_rows) != "0")
     frame = data.frame
     attrs = [c for c in frame.columns if c != frame.geometry.name]
     layout = detect(attrs)
-    stats = RowStats(skipped=data.skipped)
+    stats = RowStats(rejects=list(data.rejects))
+    if data.outside_region:
+        stats.notes.append(f"{path.name}: {data.outside_region:,} sampled coordinates lie outside the region")
     sources = [SourceFile(path.name, sha256(path))]
     if layout in ("lsmd", "al_d002"):
         from loaders.datasets import land
@@ -116,7 +169,7 @@ def load_file(dsn: str, path: Path, table: str | None = None, *, epsg: int | Non
                 for i, (r, g) in enumerate(zip(recs, geoms, strict=True), start=1))
         meta = Meta(title or path.stem, licence, attribution)
     return load_table(dsn, spec, rows, label=path.name, sources=sources, meta=meta, stats=stats,
-                      max_rows=max_rows, total=len(frame))
+                      max_rows=max_rows, total=len(frame), bad_rows=bad_rows, replace=replace, max_shrink=max_shrink)
 
 
 def _retarget(spec: TableSpec, table: str | None) -> TableSpec:

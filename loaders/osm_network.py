@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dsn", help="PostgreSQL URL (default: $DATABASE_URL)")
     args = ap.parse_args(argv)
     try:
-        dsn = database_url(dsn=args.dsn, embedded=False)
+        dsn = database_url(dsn=args.dsn)
         if args.bundled:
             counts = load_bundled_networks(dsn, args.data_dir, args.force)
         elif args.file and args.name:

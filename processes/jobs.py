@@ -13,32 +13,9 @@ from typing import Any
 from psycopg2 import sql
 
 from core.db import Database
+from core.schema import migrate
 
 HOST = socket.gethostname()
-
-DDL = """
-CREATE SCHEMA IF NOT EXISTS meta;
-CREATE TABLE IF NOT EXISTS meta.jobs (
-  job_id text PRIMARY KEY,
-  process_id text NOT NULL,
-  status text NOT NULL CHECK (status IN ('accepted', 'running', 'successful', 'failed', 'dismissed')),
-  progress integer NOT NULL DEFAULT 0,
-  message text NOT NULL DEFAULT '',
-  inputs jsonb NOT NULL DEFAULT '{}',
-  response text NOT NULL DEFAULT 'document',
-  results jsonb,
-  error jsonb,
-  compute_s double precision,
-  owner_host text NOT NULL,
-  owner_pid integer NOT NULL,
-  created timestamptz NOT NULL DEFAULT clock_timestamp(),
-  started timestamptz,
-  finished timestamptz,
-  updated timestamptz NOT NULL DEFAULT clock_timestamp()
-);
-CREATE INDEX IF NOT EXISTS jobs_created_idx ON meta.jobs (created DESC);
-CREATE INDEX IF NOT EXISTS jobs_active_idx ON meta.jobs (status) WHERE status IN ('accepted', 'running');
-"""
 
 _COLS = ("job_id", "process_id", "status", "progress", "message", "response", "created", "started", "finished",
          "updated", "owner_host", "owner_pid", "compute_s")
@@ -70,23 +47,33 @@ def _job(row: tuple[Any, ...]) -> Job:
 class JobStore:
     """CRUD on meta.jobs."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, lease_s: float = 60.0) -> None:
         self.db = db
+        self.lease_s = lease_s
+
+    def renew(self, job_ids: list[str]) -> int:
+        """Extend the leases of this process's active jobs (the heartbeat); how many were renewed."""
+        if not job_ids:
+            return 0
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("UPDATE meta.jobs SET lease_expires = clock_timestamp() + make_interval(secs => %s) "
+                        "WHERE job_id = ANY(%s) AND status IN ('accepted', 'running')", (self.lease_s, job_ids))
+            return int(cur.rowcount)
 
     def ensure(self) -> None:
-        """Create meta.jobs if absent (serialised by an advisory lock)."""
-        with self.db.transaction() as conn, conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('sejong-processes-ddl'))")
-            cur.execute(DDL)
+        """Migrate the database's own schema, meta.jobs included (core.schema)."""
+        migrate(self.db.dsn)
 
     def create(self, process_id: str, inputs: dict[str, Any], response: str) -> Job:
-        """Register a job as accepted, owned by this process."""
+        """Register a job as accepted, owned by this process, with a lease."""
         job_id = str(uuid.uuid4())
         with self.db.transaction() as conn, conn.cursor() as cur:
             cur.execute(sql.SQL("INSERT INTO meta.jobs (job_id, process_id, status, message, inputs, response, "
-                                "owner_host, owner_pid) VALUES (%s, %s, 'accepted', 'queued', %s::jsonb, %s, %s, %s) "
+                                "owner_host, owner_pid, lease_expires) VALUES (%s, %s, 'accepted', 'queued', "
+                                "%s::jsonb, %s, %s, %s, clock_timestamp() + make_interval(secs => %s)) "
                                 "RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, _COLS))),
-                        (job_id, process_id, json.dumps(inputs, ensure_ascii=False), response, HOST, os.getpid()))
+                        (job_id, process_id, json.dumps(inputs, ensure_ascii=False), response, HOST, os.getpid(),
+                         self.lease_s))
             row = cur.fetchone()
         assert row is not None
         return _job(row)
@@ -134,8 +121,9 @@ class JobStore:
         """accepted -> running (owned by this process); False if it was dismissed meanwhile."""
         with self.db.transaction() as conn, conn.cursor() as cur:
             cur.execute("UPDATE meta.jobs SET status = 'running', started = clock_timestamp(), "
-                        "updated = clock_timestamp(), message = 'running', owner_host = %s, owner_pid = %s "
-                        "WHERE job_id = %s AND status = 'accepted'", (HOST, os.getpid(), job_id))
+                        "updated = clock_timestamp(), message = 'running', owner_host = %s, owner_pid = %s, "
+                        "lease_expires = clock_timestamp() + make_interval(secs => %s) "
+                        "WHERE job_id = %s AND status = 'accepted'", (HOST, os.getpid(), self.lease_s, job_id))
             return bool(cur.rowcount)
 
     def progress(self, job_id: str, percent: int, message: str) -> str | None:
@@ -184,11 +172,13 @@ class JobStore:
         return self.get(job_id)
 
     def fail_orphans(self, alive: set[int] | None = None) -> list[str]:
-        """Fail active jobs on this host whose owner process is gone (server restart or crash)."""
+        """Fail active jobs whose server is gone: lease expired, or (fast path) owner process dead on this host."""
         with self.db.transaction() as conn, conn.cursor() as cur:
-            cur.execute("SELECT job_id, owner_pid FROM meta.jobs WHERE status IN ('accepted', 'running') "
-                        "AND owner_host = %s FOR UPDATE SKIP LOCKED", (HOST,))
-            dead = [jid for jid, pid in cur.fetchall() if not _pid_alive(int(pid), alive)]
+            cur.execute("SELECT job_id, owner_host, owner_pid, coalesce(lease_expires, updated + "
+                        "make_interval(secs => %s)) < clock_timestamp() FROM meta.jobs "
+                        "WHERE status IN ('accepted', 'running') FOR UPDATE SKIP LOCKED", (self.lease_s,))
+            dead = [jid for jid, host, pid, expired in cur.fetchall()
+                    if expired or (host == HOST and not _pid_alive(int(pid), alive))]
             if dead:
                 msg = ("the server process running this job stopped (restart or crash) before it finished; "
                        "submit the job again")
@@ -198,6 +188,14 @@ class JobStore:
                             "finished = clock_timestamp(), updated = clock_timestamp() WHERE job_id = ANY(%s)",
                             (msg, json.dumps(err), dead))
         return dead
+
+    def delete_older_than(self, hours: float) -> int:
+        """Delete finished jobs (and their results) older than the retention; how many."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM meta.jobs WHERE status IN ('successful', 'failed', 'dismissed') "
+                        "AND coalesce(finished, updated) < clock_timestamp() - make_interval(secs => %s)",
+                        (hours * 3600.0,))
+            return int(cur.rowcount)
 
 
 def _pid_alive(pid: int, alive: set[int] | None) -> bool:

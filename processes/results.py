@@ -12,30 +12,14 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from core.db import Database
+from core.schema import migrate
 
-DDL = """
-CREATE SCHEMA IF NOT EXISTS results;
-CREATE SCHEMA IF NOT EXISTS meta;
-CREATE TABLE IF NOT EXISTS meta.result_layers (
-  layer_id text PRIMARY KEY,
-  table_name text NOT NULL,
-  title_ko text, title_en text,
-  geometry_type text,
-  job_id text,
-  created_at timestamptz NOT NULL DEFAULT now(),
-  expires_at timestamptz NOT NULL,
-  style jsonb
-);
-CREATE INDEX IF NOT EXISTS result_layers_expires_idx ON meta.result_layers (expires_at);
-"""
 _PG_TYPES = {bool: "boolean", int: "double precision", float: "double precision"}
 
 
 def ensure(db: Database) -> None:
-    """Create the results schema and meta.result_layers if absent."""
-    with db.transaction() as conn, conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext('sejong-processes-ddl'))")
-        cur.execute(DDL)
+    """Migrate the database's own schema: the results schema and meta.result_layers (core.schema)."""
+    migrate(db.dsn)
 
 
 def layer_id(job_id: str, name: str) -> str:

@@ -6,12 +6,15 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+import psycopg2
+
 from core.config import ProcessesConfig
 from core.db import Database
-from core.errors import OGCError
+from core.errors import Busy, OGCError, TooManyRequests
 from processes import results
 from processes.base import Context, Processor
 from processes.errors import JobDismissed
@@ -28,12 +31,13 @@ class Runtime:
         self.config = config
         self.processors = processors
         self.db = Database(dsn, config.workers + 4, 600_000, read_only=False, application_name="sejong-processes")
-        self.store = JobStore(self.db)
+        self.store = JobStore(self.db, config.lease_s)
         self._pool: ThreadPoolExecutor | None = None
         self._pid = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._futures: dict[str, Future[dict[str, Any] | None]] = {}
+        self.sync_slots = threading.BoundedSemaphore(config.max_sync)
 
     def start(self) -> None:
         """Create tables, fail jobs orphaned by a dead process and start the maintenance thread."""
@@ -41,6 +45,7 @@ class Runtime:
         results.ensure(self.db)
         self.maintain()
         threading.Thread(target=self._loop, name="processes-maintenance", daemon=True).start()
+        threading.Thread(target=self._heartbeat, name="processes-heartbeat", daemon=True).start()
 
     def maintain(self) -> None:
         """Fail orphaned jobs and drop expired result layers."""
@@ -50,6 +55,27 @@ class Runtime:
         dropped = results.cleanup(self.db)
         if dropped:
             LOGGER.info("dropped %d expired result layer(s)", dropped)
+        deleted = self.store.delete_older_than(self.config.job_retention_hours)
+        if deleted:
+            LOGGER.info("deleted %d job(s) past the %.0f h retention", deleted, self.config.job_retention_hours)
+
+    def _heartbeat(self) -> None:
+        """Renew the leases of the jobs this process holds, three times per lease."""
+        while not self._stop.wait(self.config.lease_s / 3):
+            try:
+                self.store.renew(self.held())
+            except Exception:
+                LOGGER.exception("could not renew job leases")
+
+    def held(self) -> list[str]:
+        """Jobs queued or running in this process."""
+        with self._lock:
+            return list(self._futures)
+
+    def admit(self) -> None:
+        """429 when this process already holds max_queued jobs."""
+        if len(self.held()) >= self.config.max_queued:
+            raise TooManyRequests(f"{self.config.max_queued} jobs are already queued or running here; retry later")
 
     def _loop(self) -> None:
         while not self._stop.wait(MAINTENANCE_S):
@@ -85,30 +111,49 @@ class Runtime:
 
     def _run(self, job_id: str, process_id: str, inputs: dict[str, Any],
              services: dict[str, Any]) -> dict[str, Any] | None:
+        """Run one job; whatever happens (the database included), the job ends in a final state."""
+        try:
+            return self._run_job(job_id, process_id, inputs, services)
+        except JobDismissed:
+            LOGGER.info("job %s stopped: dismissed", job_id)
+            self._settle(lambda: results.drop_job_layers(self.db, job_id))
+            return None
+        except OGCError as err:
+            description, body = err.description, err.body()
+            self._settle(lambda: self.store.fail(job_id, description, body))
+            raise
+        except Exception as err:
+            LOGGER.exception("job %s (%s) failed", job_id, process_id)
+            msg = f"the process failed: {type(err).__name__}; see the server log for job {job_id}"
+            self._settle(lambda: self.store.fail(job_id, msg, OGCError(msg).body()))
+            raise OGCError(msg) from err
+
+    def _run_job(self, job_id: str, process_id: str, inputs: dict[str, Any],
+                 services: dict[str, Any]) -> dict[str, Any] | None:
         if not self.store.start(job_id):
             return None
         proc = self.processors[process_id]
         ctx = Context(db=self.db, config=self.config, job_id=job_id, services=services,
                       report=lambda p, m: self.store.progress(job_id, p, m))
         t0 = time.perf_counter()
-        try:
-            outputs = proc.run(inputs, ctx)
-        except JobDismissed:
-            LOGGER.info("job %s stopped: dismissed", job_id)
-            results.drop_job_layers(self.db, job_id)
-            return None
-        except OGCError as err:
-            self.store.fail(job_id, err.description, err.body())
-            raise
-        except Exception as err:
-            LOGGER.exception("job %s (%s) failed", job_id, process_id)
-            msg = f"the process failed: {type(err).__name__}; see the server log for job {job_id}"
-            self.store.fail(job_id, msg, OGCError(msg).body())
-            raise OGCError(msg) from err
+        outputs = proc.run(inputs, ctx)
         if not self.store.finish(job_id, outputs, time.perf_counter() - t0):
             results.drop_job_layers(self.db, job_id)
             return None
         return outputs
+
+    @staticmethod
+    def _settle(record: Callable[[], object], attempts: int = 5) -> None:
+        """Record a job's final state, retrying while the database is briefly unavailable or busy."""
+        for attempt in range(attempts):
+            try:
+                record()
+                return
+            except (psycopg2.OperationalError, psycopg2.InterfaceError, Busy):
+                if attempt == attempts - 1:
+                    LOGGER.exception("could not record a job's final state; maintenance will fail it later")
+                    return
+                time.sleep(0.2 * 2**attempt)
 
     def shutdown(self) -> None:
         """Stop the maintenance thread and the pool (tests)."""

@@ -6,9 +6,9 @@ import logging
 
 from flask import Flask, Response
 
-from core.config import AppConfig, database_url, load_config
+from core.config import AppConfig, database_url, load_config, read_database_url
 from core.db import Database
-from server import services
+from server import hygiene, limits, services
 from server.errors import register_error_handlers
 from server.registry import LayerRegistry
 from server.tilecache import TileCache
@@ -25,14 +25,18 @@ def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     app = Flask(__name__)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
-    db = Database(database_url(cfg, dsn), cfg.database.pool_size, cfg.server.statement_timeout_ms)
+    db = Database(read_database_url(cfg, dsn), cfg.database.pool_size, cfg.server.statement_timeout_ms)
     registry = LayerRegistry(cfg, db)
     versions = VersionWatcher(db.dsn, on_change=registry.mark_stale)
     versions.start()
-    cache = TileCache(cfg.tiles.memory_mb * 1024 * 1024, cfg.tiles.directory)
-    services.install(app, services.Services(config=cfg, db=db, registry=registry, versions=versions,
-                                            tile_cache=cache))
+    cache = TileCache(cfg.tiles.memory_mb * 1024 * 1024, cfg.tiles.directory, cfg.tiles.disk_mb * 1024 * 1024)
+    health_db = Database(db.dsn, 1, 2000, application_name="sejong-mapserver-health")
+    services.install(app, services.Services(config=cfg, db=db, write_url=database_url(cfg, dsn), health_db=health_db,
+                                            registry=registry, versions=versions, tile_cache=cache))
+    app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_kb * 1024
     register_error_handlers(app)
+    hygiene.install(app)
+    limits.install(app, limits.Limiter(cfg.server.threads - 1, cfg.server.per_client_concurrency))
     app.register_blueprint(common.BP)
     app.register_blueprint(features.BP)
     app.register_blueprint(tiles.BP)

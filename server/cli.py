@@ -22,16 +22,17 @@ def _embedded(port: int, name: str = "pg") -> LocalCluster:
     return LocalCluster(datadir=home / "data", port=port)
 
 
-def _database(args_url: str | None = None) -> tuple[str, LocalCluster | None]:
+def _database() -> dict[str, str]:
+    """DATABASE_URL (and DATABASE_READ_URL) of the configured database, starting the embedded one if none is."""
     cfg = load_config()
     try:
-        return database_url(cfg, args_url, embedded=False), None
+        return {"DATABASE_URL": database_url(cfg)}
     except NoDatabase:
         pass
     cluster = _embedded(cfg.database.embedded_port)
     print(f"== starting embedded PostgreSQL on 127.0.0.1:{cluster.port} ({cluster.datadir})", flush=True)
     cluster.start()
-    return cluster.url, cluster
+    return {"DATABASE_URL": cluster.url, "DATABASE_READ_URL": cluster.read_url}
 
 
 def cmd_serve(argv: list[str]) -> int:
@@ -40,8 +41,8 @@ def cmd_serve(argv: list[str]) -> int:
     parser.add_argument("--no-load", action="store_true", help="do not (re)load the bundled data")
     args = parser.parse_args(argv)
     cfg = load_config()
-    url, _ = _database()
-    os.environ["DATABASE_URL"] = url
+    os.environ.update(_database())
+    url = os.environ["DATABASE_URL"]
     if not args.no_load:
         from loaders.bundled import load_bundled
 
@@ -86,9 +87,10 @@ def cmd_pytest(argv: list[str]) -> int:
         shutil.rmtree(home, ignore_errors=True)
     cluster = LocalCluster(datadir=home / "data", port=port)
     print(f"== starting throwaway PostGIS on 127.0.0.1:{port}", flush=True)
-    cluster.start()
-    env = dict(os.environ, DATABASE_URL=cluster.url)
     try:
+        cluster.start()
+        env = dict(os.environ, DATABASE_URL=cluster.url, DATABASE_READ_URL=cluster.read_url,
+                   SEJONG_TEST_ADMIN_URL=cluster.admin_url)
         res = subprocess.run([str(VENV_BIN / "python"), "-m", "pytest", *argv], cwd=REPO_ROOT, env=env, check=False)
         return res.returncode
     finally:
@@ -98,16 +100,14 @@ def cmd_pytest(argv: list[str]) -> int:
 
 def cmd_load(argv: list[str]) -> int:
     """Run a loader against the project database."""
-    url, _ = _database()
-    env = dict(os.environ, DATABASE_URL=url)
+    env = dict(os.environ, **_database())
     return subprocess.run([str(VENV_BIN / "python"), "-m", "loaders", *argv], cwd=REPO_ROOT, env=env,
                           check=False).returncode
 
 
 def cmd_bench(argv: list[str]) -> int:
     """Run the side-by-side benchmarks."""
-    url, _ = _database()
-    env = dict(os.environ, DATABASE_URL=url)
+    env = dict(os.environ, **_database())
     return subprocess.run([str(VENV_BIN / "python"), "-m", "bench", *argv], cwd=REPO_ROOT, env=env,
                           check=False).returncode
 

@@ -7,11 +7,12 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
-from core.errors import OGCError
+from core.errors import ServiceUnavailable
 from layers.query import reject_unknown
 from server import services
 from server.negotiate import HTML, JSON, OPENAPI_JSON, language, link, response_format, self_and_alternates
 from server.openapi import openapi_document
+from server.params_spec import accepted
 from server.processes_api import CONFORMANCE as PROCESSES_CONFORMANCE
 
 BP = Blueprint("common", __name__)
@@ -63,7 +64,7 @@ def _json(doc: Any, media: str = JSON) -> Response:
 @BP.route("/")
 def landing() -> Response:
     """Landing page with links to the API definition, conformance and data."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/"))
     fmt = response_format([JSON, HTML])
     lang = language()
     meta = services.current().config.metadata
@@ -96,7 +97,7 @@ def landing() -> Response:
 @BP.route("/conformance")
 def conformance() -> Response:
     """The conformance classes this server implements."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/conformance"))
     fmt = response_format([JSON, HTML])
     doc = {"links": self_and_alternates("/conformance", fmt, [JSON, HTML]), "conformsTo": CONFORMANCE}
     if fmt == HTML:
@@ -107,7 +108,7 @@ def conformance() -> Response:
 @BP.route("/api")
 def api() -> Response:
     """OpenAPI 3.0 document (JSON) or its HTML rendering."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/api"))
     fmt = response_format([OPENAPI_JSON, HTML])
     doc = openapi_document(services.current().config, services.current().registry.public())
     if fmt == HTML:
@@ -118,10 +119,11 @@ def api() -> Response:
 @BP.route("/health")
 def health() -> Response:
     """Liveness and database reachability."""
-    try:
-        with services.current().db.connection() as conn, conn.cursor() as cur:
-            cur.execute("SELECT postgis_lib_version()")
-            version = cur.fetchone()[0]
+    reject_unknown(request.args, accepted("/health"))
+    try:  # its own one-connection pool: answers whatever the request pool is busy with
+        with services.current().health_db.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchone()
     except Exception as err:  # reported, not raised: this is the health endpoint
-        raise OGCError("database unreachable") from err
-    return _json({"status": "ok", "postgis": version})
+        raise ServiceUnavailable("database unreachable", headers={"Retry-After": "5"}) from err
+    return _json({"status": "ok"})

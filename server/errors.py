@@ -8,7 +8,7 @@ import psycopg2
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
-from core.errors import OGCError, ServiceUnavailable
+from core.errors import InvalidParameterValue, OGCError, ServiceUnavailable
 
 LOGGER = logging.getLogger(__name__)
 
@@ -29,7 +29,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Response:
         status = err.code or 500
-        codes = {404: "NotFound", 405: "MethodNotAllowed", 400: "InvalidParameterValue", 406: "NotAcceptable"}
+        codes = {404: "NotFound", 405: "MethodNotAllowed", 400: "InvalidParameterValue", 406: "NotAcceptable",
+                 413: "PayloadTooLarge", 414: "URITooLong"}
         ogc = OGCError(err.description or err.name)
         ogc.http_status = status
         ogc.code = codes.get(status, "NoApplicableCode")
@@ -44,6 +45,11 @@ def register_error_handlers(app: Flask) -> None:
             LOGGER.warning("query cancelled by statement timeout: %s", err)
             return error_response(ServiceUnavailable("the query took too long and was cancelled; narrow it "
                                                      "(smaller bbox, lower limit, simpler filter)"))
+        if isinstance(err, psycopg2.DataError):  # SQLSTATE class 22: out of range, division by zero, bad value
+            LOGGER.info("request value refused by the database: %s", err)
+            return error_response(InvalidParameterValue(
+                "a value in the request cannot be evaluated (out of range, division by zero or malformed): "
+                + str(err).splitlines()[0]))
         if isinstance(err, psycopg2.OperationalError):
             LOGGER.error("database unavailable: %s", err)
             return error_response(ServiceUnavailable("database unavailable"))

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, render_template, request
 from core import crs as crs_mod
 from core.errors import NotFound
 from layers.model import Layer
-from layers.query import ITEM_PARAMS, build_items_query, encode_cursor, reject_unknown
+from layers.query import build_items_query, encode_cursor, reject_unknown, scalar_properties
 from layers.sql import ItemsQuery, sql_count, sql_item, sql_items
 from server import services
 from server.negotiate import (
@@ -27,6 +27,7 @@ from server.negotiate import (
     response_format,
     self_and_alternates,
 )
+from server.params_spec import accepted
 from server.styles_api import style_links
 
 BP = Blueprint("features", __name__)
@@ -34,6 +35,7 @@ BP = Blueprint("features", __name__)
 EXACT_COUNT_MAX_ROWS = 100_000  # numberMatched is exact below this many rows, omitted above
 TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+SORTABLES = "http://www.opengis.net/def/rel/ogc/1.0/sortables"
 
 
 def _registry() -> Any:
@@ -70,6 +72,7 @@ def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, An
         link("items", GEOJSON, f"{path}/items", "features as GeoJSON", f="json"),
         link("items", HTML, f"{path}/items", "features as HTML", f="html"),
         link(QUERYABLES, SCHEMA_JSON, f"{path}/queryables", "queryables"),
+        link(SORTABLES, SCHEMA_JSON, f"{path}/sortables", "sortables"),
     ]
     if layer.tiles_enabled:
         links.append(link("http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector", JSON, f"{path}/tiles",
@@ -102,7 +105,7 @@ def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, An
 @BP.route("/collections")
 def collections() -> Response:
     """All public collections."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/collections"))
     fmt = response_format([JSON, HTML])
     lang = language()
     layers = _registry().public()
@@ -118,7 +121,7 @@ def collections() -> Response:
 @BP.route("/collections/<collection_id>")
 def collection(collection_id: str) -> Response:
     """One collection."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/collections/{collectionId}"))
     layer = _registry().get(collection_id)
     fmt = response_format([JSON, HTML])
     lang = language()
@@ -133,7 +136,7 @@ def collection(collection_id: str) -> Response:
 @BP.route("/collections/<collection_id>/queryables")
 def queryables(collection_id: str) -> Response:
     """JSON Schema of the properties a filter may use (Part 3)."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/collections/{collectionId}/queryables"))
     layer = _registry().get(collection_id)
     fmt = response_format([SCHEMA_JSON, HTML])
     lang = language()
@@ -152,16 +155,36 @@ def queryables(collection_id: str) -> Response:
         if col.name == layer.config.datetime:
             entry["x-ogc-role"] = "primary-instant"
         props[col.name] = entry
+    return _schema_response(layer, "queryables", props, fmt, lang)
+
+
+@BP.route("/collections/<collection_id>/sortables")
+def sortables(collection_id: str) -> Response:
+    """JSON Schema of the properties sortby accepts (Features Part 5)."""
+    reject_unknown(request.args, accepted("/collections/{collectionId}/sortables"))
+    layer = _registry().get(collection_id)
+    fmt = response_format([SCHEMA_JSON, HTML])
+    lang = language()
+    props: dict[str, Any] = {}
+    for col in scalar_properties(layer):
+        typ, fmt_ = col.json_type
+        props[col.name] = {"title": layer.title_of(col.name, lang), "type": typ, **({"format": fmt_} if fmt_ else {})}
+    return _schema_response(layer, "sortables", props, fmt, lang)
+
+
+def _schema_response(layer: Layer, kind: str, props: dict[str, Any], fmt: str, lang: str) -> Response:
+    """A queryables or sortables JSON Schema document (or its HTML table)."""
     doc = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": href(f"/collections/{layer.id}/queryables"),
+        "$id": href(f"/collections/{layer.id}/{kind}"),
         "type": "object",
         "title": layer.config.title.get(lang),
         "properties": props,
         "additionalProperties": False,
     }
     if fmt == HTML:
-        return Response(render_template("queryables.html", doc=doc, layer=layer, lang=lang), mimetype=HTML)
+        return Response(render_template("queryables.html", doc=doc, layer=layer, lang=lang, kind=kind),
+                        mimetype=HTML)
     return _json(doc, SCHEMA_JSON)
 
 
@@ -269,16 +292,15 @@ def items(collection_id: str) -> Response:
 def item(collection_id: str, feature_id: str) -> Response:
     """One feature."""
     layer = _registry().get(collection_id)
-    reject_unknown(request.args, ITEM_PARAMS)
+    reject_unknown(request.args, accepted("/collections/{collectionId}/items/{featureId}"))
     fmt = response_format([GEOJSON, HTML])
     q, _ = build_items_query(layer, {k: v for k, v in request.args.items() if k != "lang"},
                              services.current().config.server)
     fid: Any = feature_id
     if layer.id_column.json_type[0] == "integer":
-        try:
-            fid = int(feature_id)
-        except ValueError:
-            raise NotFound(f"feature {feature_id!r} not found in {layer.id}") from None
+        if not feature_id.isascii() or not feature_id.lstrip("-").isdigit():  # int() would take "１" as 1
+            raise NotFound(f"feature {feature_id!r} not found in {layer.id}")
+        fid = int(feature_id)
         if not -(2**63) <= fid < 2**63:
             raise NotFound(f"feature {feature_id!r} not found in {layer.id}")
     with _db().connection() as conn, conn.cursor() as cur:

@@ -5,6 +5,10 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+# No control socket: by default every gunicorn on a host shares ~/.gunicorn/gunicorn.ctl, so one instance could be
+# driven through another's socket. We reload and stop with signals instead.
+control_socket_disable = True
+
 
 def when_ready(server: Any) -> None:
     """Disable Nagle's algorithm on every listening socket."""

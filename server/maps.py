@@ -18,10 +18,11 @@ from flask import Blueprint, Response, render_template, request, send_from_direc
 
 from core.errors import NotFound
 from layers.model import Layer
-from layers.query import build_items_query
+from layers.query import build_items_query, reject_unknown
 from layers.sql import sql_items
 from server import assets, services
 from server.negotiate import HTML, JSON, language
+from server.params_spec import accepted
 
 BP = Blueprint("maps", __name__, static_folder="static", static_url_path="/map/static")
 
@@ -45,12 +46,14 @@ def _page(template: str) -> Response:
 @BP.route("/map")
 def map_page() -> Response:
     """Department viewer: layers, legend, attributes, download, attribution."""
+    reject_unknown(request.args, accepted("/map"))
     return _page("map.html")
 
 
 @BP.route("/citizen")
 def citizen_page() -> Response:
     """Citizen page: what is near a point (bike stations, air quality, facilities)."""
+    reject_unknown(request.args, accepted("/citizen"))
     return _page("citizen.html")
 
 
@@ -90,6 +93,7 @@ def layer_info(layer: Layer) -> dict[str, Any]:
 @BP.route("/map/layers.json")
 def layers_json() -> Response:
     """Every public collection with its Korean/English titles and property titles."""
+    reject_unknown(request.args, accepted("/map/layers.json"))
     layers = services.current().registry.public()
     doc = {"layers": [layer_info(layer) for layer in layers]}
     return Response(json.dumps(doc, ensure_ascii=False), mimetype=JSON)

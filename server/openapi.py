@@ -7,144 +7,126 @@ from typing import Any
 from core import crs as crs_mod
 from core.config import AppConfig
 from layers.model import Layer
+from layers.query import scalar_properties
+from server import params_spec as spec
 
-_F_PARAM = {"name": "f", "in": "query", "required": False, "style": "form", "explode": False,
-            "description": "response format", "schema": {"type": "string", "enum": ["json", "html"]}}
-_LANG_PARAM = {"name": "lang", "in": "query", "required": False, "description": "language (ko or en)",
-               "schema": {"type": "string", "enum": ["ko", "en"], "default": "ko"}}
+_ANY_JSON = {"application/json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}
+_GEOJSON = {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}
+_SCHEMA = {"application/schema+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}
+_JSON = {"application/json": {"schema": {"type": "object"}}}
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+_MVT = {"application/vnd.mapbox-vector-tile": {"schema": {"type": "string", "format": "binary"}}}
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+# path -> method -> (operationId, summary, tag, 200 content); query and path parameters come from params_spec
+_OPERATIONS: dict[str, dict[str, tuple[str, str, str, dict[str, Any]]]] = {
+    "/": {"get": ("getLandingPage", "landing page", "Capabilities", _ANY_JSON)},
+    "/conformance": {"get": ("getConformanceDeclaration", "conformance classes", "Capabilities", _ANY_JSON)},
+    "/api": {"get": ("getApiDefinition", "this document", "Capabilities", {
+        "application/vnd.oai.openapi+json;version=3.0": {"schema": {"type": "object"}}, **_HTML})},
+    "/health": {"get": ("getHealth", "liveness and database reachability", "Capabilities", _JSON)},
+    "/collections": {"get": ("getCollections", "feature collections", "Data", _ANY_JSON)},
+    "/collections/{collectionId}": {"get": ("describeCollection", "a collection", "Data", _ANY_JSON)},
+    "/collections/{collectionId}/queryables": {"get": ("getQueryables", "queryables (JSON Schema)", "Data",
+                                                       _SCHEMA)},
+    "/collections/{collectionId}/sortables": {"get": ("getSortables", "sortables (JSON Schema, Part 5)", "Data",
+                                                      _SCHEMA)},
+    "/collections/{collectionId}/items": {"get": ("getFeatures", "features of a collection", "Data", _GEOJSON)},
+    "/collections/{collectionId}/items/{featureId}": {"get": ("getFeature", "one feature", "Data", _GEOJSON)},
+    "/tileMatrixSets": {"get": ("getTileMatrixSetsList", "tile matrix sets", "Tiles", _JSON)},
+    "/tileMatrixSets/{tileMatrixSetId}": {"get": ("getTileMatrixSet", "a tile matrix set", "Tiles", _JSON)},
+    "/tiles": {"get": ("dataset.vector.getTileSetsList", "dataset tilesets", "Tiles", _JSON)},
+    "/tiles/{tileMatrixSetId}": {"get": ("dataset.vector.getTileSet", "dataset tileset", "Tiles", _JSON)},
+    "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": {
+        "get": ("dataset.vector.getTile", "a tile of every layer", "Tiles", _MVT)},
+    "/tiles/{collectionId}/{tileMatrix}/{x}/{y}.mvt": {
+        "get": ("getXyzTile", "a WebMercatorQuad tile of one collection (z/x/y order)", "Tiles", _MVT)},
+    "/tilejson.json": {"get": ("getTileJson", "TileJSON 3.0 of the dataset tiles", "Tiles", _JSON)},
+    "/collections/{collectionId}/tiles": {
+        "get": ("collection.vector.getTileSetsList", "collection tilesets", "Tiles", _JSON)},
+    "/collections/{collectionId}/tiles/{tileMatrixSetId}": {
+        "get": ("collection.vector.getTileSet", "collection tileset", "Tiles", _JSON)},
+    "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": {
+        "get": ("collection.vector.getTile", "a tile of one collection", "Tiles", _MVT)},
+    "/collections/{collectionId}/tilejson.json": {
+        "get": ("getCollectionTileJson", "TileJSON 3.0 of one collection", "Tiles", _JSON)},
+    "/styles": {"get": ("getStyles", "MapLibre styles", "Maps", _ANY_JSON)},
+    "/styles/{styleId}": {"get": ("getStyle", "a MapLibre style (or its preview map)", "Maps", {
+        "application/vnd.mapbox.style+json": {"schema": {"type": "object"}}, **_HTML})},
+    "/fonts/{fontstack}/{glyphRange}.pbf": {"get": ("getGlyphs", "glyphs of a style", "Maps", {
+        "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}})},
+    "/map": {"get": ("getMapViewer", "department map viewer", "Maps", _HTML)},
+    "/citizen": {"get": ("getCitizenPage", "citizen map page", "Maps", _HTML)},
+    "/map/layers.json": {"get": ("getMapLayers", "layers of the map pages", "Maps", _JSON)},
+    "/map/download/{collectionId}.csv": {"get": ("downloadCsv", "features as CSV (items parameters)", "Maps", {
+        "text/csv": {"schema": {"type": "string"}}})},
+    "/assets/maplibre/{filename}": {"get": ("getMapLibreFile", "vendored MapLibre GL JS file", "Maps", _BINARY)},
+    "/map/static/{filename}": {"get": ("getMapStaticFile", "map page script or style", "Maps", _BINARY)},
+    "/static/{filename}": {"get": ("getStaticFile", "static file", "Maps", _BINARY)},
+}
 
 
-def _q(name: str, description: str, schema: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": False, "style": "form", "explode": False,
-            "description": description, "schema": schema, **extra}
-
-
-def _ok(description: str, media: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _ok(description: str, media: dict[str, Any], not_found: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
         "200": {"description": description, "content": media},
         "400": {"$ref": "#/components/responses/BadRequest"},
         "500": {"$ref": "#/components/responses/ServerError"},
     }
+    if not_found:
+        out["404"] = {"$ref": "#/components/responses/NotFound"}
+    return out
+
+
+def _queryable_params(layer: Layer) -> list[dict[str, Any]]:
+    """name=value equality parameters of a collection's scalar queryables."""
+    out = []
+    for col in scalar_properties(layer):
+        typ, fmt = col.json_type
+        schema: dict[str, Any] = {"type": typ, **({"format": fmt} if fmt else {})}
+        out.append({"name": col.name, "in": "query", "required": False, "style": "form", "explode": False,
+                    "description": f"{col.name} equals (queryable)", "schema": schema})
+    return out
+
+
+def _with_parameters(path: str, method: str, op: dict[str, Any], ctx: spec.DocContext,
+                     layer: Layer | None = None) -> dict[str, Any]:
+    """An operation with its path and query parameters from the declaration (a concrete layer: no collectionId)."""
+    route = spec.ROUTES[path][method]
+    params = [p for p in spec.path_parameters(path, ctx) if not (layer and p["name"] == "collectionId")]
+    params += [p.openapi(ctx) for p in route.query]
+    if layer is not None and route.queryables:
+        params += _queryable_params(layer)
+    return {**op, "parameters": params}
 
 
 def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
     """The API definition: every path this server answers, with its parameters."""
-    ids = [layer.id for layer in layers]
-    crs_uris = sorted({c.uri for layer in layers for c in crs_mod.supported(layer.srid)})
-    any_json = {"application/json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}
-    geojson = {"application/geo+json": {"schema": {"type": "object"}}, "text/html": {"schema": {"type": "string"}}}
-    collection_id = {"name": "collectionId", "in": "path", "required": True, "description": "collection id",
-                     "schema": {"type": "string", "enum": ids}}
-    feature_id = {"name": "featureId", "in": "path", "required": True, "description": "feature id",
-                  "schema": {"type": "string"}}
-    crs_param = _q("crs", "CRS of the response geometries (Part 2)", {"type": "string", "format": "uri",
-                                                                       "enum": crs_uris})
-    items_params = [
-        collection_id,
-        _q("limit", "page size (larger values are clamped)", {
-            "type": "integer", "minimum": 1, "maximum": cfg.server.limit_max, "default": cfg.server.limit_default}),
-        _q("bbox", "bounding box (minx,miny,maxx,maxy) in bbox-crs (default CRS84)", {
-            "type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}),
-        _q("bbox-crs", "CRS of bbox", {"type": "string", "format": "uri", "enum": crs_uris}),
-        _q("datetime", "instant or interval (RFC 3339, '..' for open ends)", {"type": "string"}),
-        crs_param,
-        _q("properties", "properties to return", {"type": "array", "items": {"type": "string"}}),
-        _q("sortby", "sort keys, e.g. -docks,name", {"type": "array", "items": {"type": "string"}}),
-        _q("filter", "CQL2 filter (Part 3)", {"type": "string"}),
-        _q("filter-lang", "filter language", {"type": "string", "enum": ["cql2-text", "cql2-json"],
-                                               "default": "cql2-text"}),
-        _q("filter-crs", "CRS of geometry literals in filter", {"type": "string", "format": "uri",
-                                                                 "enum": crs_uris}),
-        _q("offset", "features to skip (prefer the next link)", {"type": "integer", "minimum": 0}),
-        _q("cursor", "opaque paging cursor from a next link", {"type": "string"}),
-        _q("skipGeometry", "omit geometries", {"type": "boolean", "default": False}),
-        _F_PARAM, _LANG_PARAM,
-    ]
-    paths: dict[str, Any] = {
-        "/": {"get": {"operationId": "getLandingPage", "summary": "landing page", "tags": ["Capabilities"],
-                      "parameters": [_F_PARAM, _LANG_PARAM], "responses": _ok("landing page", any_json)}},
-        "/conformance": {"get": {"operationId": "getConformanceDeclaration", "summary": "conformance classes",
-                                 "tags": ["Capabilities"], "parameters": [_F_PARAM],
-                                 "responses": _ok("conformance", any_json)}},
-        "/api": {"get": {"operationId": "getApiDefinition", "summary": "this document", "tags": ["Capabilities"],
-                         "parameters": [_F_PARAM],
-                         "responses": _ok("API definition", {
-                             "application/vnd.oai.openapi+json;version=3.0": {"schema": {"type": "object"}},
-                             "text/html": {"schema": {"type": "string"}}})}},
-        "/collections": {"get": {"operationId": "getCollections", "summary": "feature collections",
-                                 "tags": ["Data"], "parameters": [_F_PARAM, _LANG_PARAM],
-                                 "responses": _ok("collections", any_json)}},
-        "/collections/{collectionId}": {"get": {
-            "operationId": "describeCollection", "summary": "a collection", "tags": ["Data"],
-            "parameters": [collection_id, _F_PARAM, _LANG_PARAM],
-            "responses": {**_ok("collection", any_json), "404": {"$ref": "#/components/responses/NotFound"}}}},
-        "/collections/{collectionId}/queryables": {"get": {
-            "operationId": "getQueryables", "summary": "queryables (JSON Schema)", "tags": ["Data"],
-            "parameters": [collection_id, _F_PARAM, _LANG_PARAM],
-            "responses": {**_ok("queryables", {"application/schema+json": {"schema": {"type": "object"}}}),
-                          "404": {"$ref": "#/components/responses/NotFound"}}}},
-        "/collections/{collectionId}/items": {"get": {
-            "operationId": "getFeatures", "summary": "features of a collection", "tags": ["Data"],
-            "parameters": items_params,
-            "responses": {**_ok("features", geojson), "404": {"$ref": "#/components/responses/NotFound"}}}},
-        "/collections/{collectionId}/items/{featureId}": {"get": {
-            "operationId": "getFeature", "summary": "one feature", "tags": ["Data"],
-            "parameters": [collection_id, feature_id, crs_param,
-                           _q("properties", "properties to return", {"type": "array", "items": {"type": "string"}}),
-                           _F_PARAM, _LANG_PARAM],
-            "responses": {**_ok("feature", geojson), "404": {"$ref": "#/components/responses/NotFound"}}}},
-    }
-    for layer in layers:
-        qparams = [_q(c.name, f"{c.name} equals (queryable)", {"type": c.json_type[0]})
-                   for c in layer.properties if c.json_type[0] in ("string", "integer", "number", "boolean")]
-        fixed = [p for p in items_params if p is not collection_id]
-        paths[f"/collections/{layer.id}/items"] = {"get": {
-            "operationId": f"getFeatures_{layer.id}", "summary": f"{layer.config.title.en} ({layer.config.title.ko})",
-            "tags": [layer.id], "parameters": fixed + qparams,
-            "responses": {**_ok("features", geojson), "404": {"$ref": "#/components/responses/NotFound"}}}}
-        paths[f"/collections/{layer.id}/items/{{featureId}}"] = {"get": {
-            "operationId": f"getFeature_{layer.id}", "summary": f"one feature of {layer.id}", "tags": [layer.id],
-            "parameters": [feature_id, crs_param, _F_PARAM, _LANG_PARAM],
-            "responses": {**_ok("feature", geojson), "404": {"$ref": "#/components/responses/NotFound"}}}}
-    mvt = {"application/vnd.mapbox-vector-tile": {"schema": {"type": "string", "format": "binary"}}}
-    tms_param = {"name": "tileMatrixSetId", "in": "path", "required": True, "description": "tile matrix set",
-                 "schema": {"type": "string", "enum": ["WebMercatorQuad", "WorldCRS84Quad", "KoreanUTMK"]}}
-    tile_params = [tms_param] + [{"name": n, "in": "path", "required": True, "description": n,
-                                  "schema": {"type": "integer", "minimum": 0}}
-                                 for n in ("tileMatrix", "tileRow", "tileCol")]
-    tile_responses = {"200": {"description": "a Mapbox vector tile (empty body when empty)", "content": mvt},
-                      "404": {"$ref": "#/components/responses/NotFound"},
-                      "400": {"$ref": "#/components/responses/BadRequest"}}
-    json_only = {"application/json": {"schema": {"type": "object"}}}
-    paths["/tileMatrixSets"] = {"get": {"operationId": "getTileMatrixSetsList", "summary": "tile matrix sets",
-                                        "tags": ["Tiles"], "responses": _ok("tile matrix sets", json_only)}}
-    paths["/tileMatrixSets/{tileMatrixSetId}"] = {"get": {
-        "operationId": "getTileMatrixSet", "summary": "a tile matrix set", "tags": ["Tiles"],
-        "parameters": [tms_param], "responses": _ok("tile matrix set", json_only)}}
-    paths["/tiles"] = {"get": {"operationId": "dataset.vector.getTileSetsList", "summary": "dataset tilesets",
-                               "tags": ["Tiles"], "responses": _ok("tilesets", json_only)}}
-    paths["/tiles/{tileMatrixSetId}"] = {"get": {
-        "operationId": "dataset.vector.getTileSet", "summary": "dataset tileset", "tags": ["Tiles"],
-        "parameters": [tms_param], "responses": _ok("tileset", json_only)}}
-    paths["/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"] = {"get": {
-        "operationId": "dataset.vector.getTile", "summary": "a tile of every layer", "tags": ["Tiles"],
-        "parameters": [*tile_params, _q("collections", "layers to include", {"type": "array",
-                                                                           "items": {"type": "string"}})],
-        "responses": tile_responses}}
-    paths["/collections/{collectionId}/tiles"] = {"get": {
-        "operationId": "collection.vector.getTileSetsList", "summary": "collection tilesets", "tags": ["Tiles"],
-        "parameters": [collection_id], "responses": _ok("tilesets", json_only)}}
-    paths["/collections/{collectionId}/tiles/{tileMatrixSetId}"] = {"get": {
-        "operationId": "collection.vector.getTileSet", "summary": "collection tileset", "tags": ["Tiles"],
-        "parameters": [collection_id, tms_param], "responses": _ok("tileset", json_only)}}
-    paths["/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"] = {"get": {
-        "operationId": "collection.vector.getTile", "summary": "a tile of one collection", "tags": ["Tiles"],
-        "parameters": [collection_id, *tile_params, _q("filter", "CQL2 filter", {"type": "string"}),
-                       _q("filter-lang", "filter language", {"type": "string", "enum": ["cql2-text", "cql2-json"]})],
-        "responses": tile_responses}}
+    ctx = spec.DocContext(cfg=cfg, collection_ids=tuple(layer.id for layer in layers),
+                          crs_uris=tuple(sorted({c.uri for layer in layers for c in crs_mod.supported(layer.srid)})))
+    paths: dict[str, Any] = {}
+    for path, methods in _OPERATIONS.items():
+        paths[path] = {method: {"operationId": op_id, "summary": summary, "tags": [tag],
+                                "responses": _ok(summary, media, "{" in path)}
+                       for method, (op_id, summary, tag, media) in methods.items()}
     from server.processes_api import openapi_paths
 
     paths.update(openapi_paths(layers))
+    declared = {(p, m) for p, ms in spec.ROUTES.items() for m in ms}
+    documented = {(p, m) for p, ms in paths.items() for m in ms}
+    if declared != documented:
+        raise KeyError(f"operations and server.params_spec differ: {sorted(declared ^ documented)}")
+    for path, methods in paths.items():
+        for method, op in methods.items():
+            methods[method] = _with_parameters(path, method, op, ctx)
+    for layer in layers:  # per collection: its queryables as query parameters
+        for template in ("/collections/{collectionId}/items", "/collections/{collectionId}/items/{featureId}",
+                         "/map/download/{collectionId}.csv"):
+            path = template.replace("{collectionId}", layer.id)
+            op_id, summary, _, media = _OPERATIONS[template]["get"]
+            paths[path] = {"get": _with_parameters(template, "get", {
+                "operationId": f"{op_id}_{layer.id}",
+                "summary": f"{summary}: {layer.config.title.en} ({layer.config.title.ko})", "tags": [layer.id],
+                "responses": _ok(summary, media, True)}, ctx, layer)}
     exception = {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}
     return {
         "openapi": "3.0.3",
@@ -163,5 +145,5 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
                 "ServerError": {"description": "server error", "content": exception},
             },
         },
-        "tags": [{"name": "Capabilities"}, {"name": "Data"}, {"name": "Tiles"}, {"name": "Processes"}],
+        "tags": [{"name": t} for t in ("Capabilities", "Data", "Tiles", "Maps", "Processes")],
     }

@@ -11,14 +11,15 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 
 from core.config import ProcessesConfig
-from core.errors import InvalidParameterValue, OGCError
+from core.errors import InvalidParameterValue, OGCError, TooManyRequests
 from layers.query import parse_int, reject_unknown
 from processes.base import Processor
 from processes.errors import InputError, JobFailed, NoSuchJob, NoSuchProcess, ResultNotReady
 from processes.jobs import Job
 from processes.runtime import Runtime
-from server import services
+from server import hygiene, services
 from server.negotiate import JSON, href, link
+from server.params_spec import accepted
 
 LOGGER = logging.getLogger(__name__)
 BP = Blueprint("processes", __name__)
@@ -36,12 +37,14 @@ QUALIFIED_KEYS = {"value", "mediaType", "encoding", "schema"}
 
 
 def processors(cfg: ProcessesConfig) -> dict[str, Processor]:
-    """Every process of this server by id."""
+    """Every process of this server by id: ours, then the pygeoapi plugins of config.yml (PluginError if one fails)."""
     from processes.accessibility import AccessibilityProcessor
     from processes.echo import EchoProcessor
+    from processes.pygeoapi_bridge import load_plugins
     from processes.soc_siting import SocSitingProcessor
 
     procs: list[Processor] = [EchoProcessor(cfg), AccessibilityProcessor(cfg), SocSitingProcessor(cfg)]
+    procs += load_plugins(cfg, taken=[p.id for p in procs])
     return {p.id: p for p in procs}
 
 
@@ -51,7 +54,7 @@ def register(app: Flask) -> Runtime:
     if svc.runtime is not None:
         return svc.runtime
     cfg = svc.config.processes
-    runtime = Runtime(svc.db.dsn, cfg, processors(cfg))
+    runtime = Runtime(svc.write_url, cfg, processors(cfg))
     svc.runtime = runtime
     app.register_blueprint(BP)
     try:
@@ -92,7 +95,7 @@ def _summary(proc: Processor) -> dict[str, Any]:
 @BP.route("/processes")
 def list_processes() -> Response:
     """Process list (limit, offset)."""
-    reject_unknown(request.args, {"f", "lang", "limit", "offset"})
+    reject_unknown(request.args, accepted("/processes"))
     limit = min(parse_int(request.args.get("limit", "100"), "limit", 1), 1000)
     offset = parse_int(request.args.get("offset", "0"), "offset", 0)
     procs = list(_runtime().processors.values())
@@ -106,7 +109,7 @@ def list_processes() -> Response:
 @BP.route("/processes/<process_id>")
 def describe_process(process_id: str) -> Response:
     """Process description: inputs and outputs with JSON Schema, and a runnable example."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/processes/{processID}"))
     proc = _processor(process_id)
     meta = proc.PROCESS_METADATA
     doc = {**_summary(proc), "inputs": meta["inputs"], "outputs": meta["outputs"], "example": meta.get("example")}
@@ -122,7 +125,7 @@ def _unwrap(value: Any) -> Any:
 
 def _parse_execute(proc: Processor) -> tuple[dict[str, Any], list[str], str, bool]:
     """(inputs, selected outputs, response raw|document, async) from the execute request."""
-    body = request.get_json(silent=True)
+    body = hygiene.load_json_body()
     if not isinstance(body, dict):
         raise InvalidParameterValue('the execute request body must be a JSON object like {"inputs": {...}}')
     unknown = sorted(set(body) - EXECUTE_KEYS)
@@ -178,6 +181,7 @@ def _results_response(outputs: dict[str, Any], response: str, headers: dict[str,
 @BP.route("/processes/<process_id>/execution", methods=["POST"])
 def execute(process_id: str) -> Response:
     """Execute: 200 with results (sync), or 201 + Location with a statusInfo (Prefer: respond-async)."""
+    reject_unknown(request.args, accepted("/processes/{processID}/execution", "post"))
     rt = _runtime()
     proc = _processor(process_id)
     inputs, outputs, response, is_async = _parse_execute(proc)
@@ -185,16 +189,25 @@ def execute(process_id: str) -> Response:
     context = {"registry": svc.registry, "read_db": svc.db, "base_url": href("")}
     clean = proc.validate(inputs, context)
     clean["_outputs"] = outputs
-    job = rt.store.create(proc.id, _jsonable(inputs), response)
-    future = rt.submit(job, clean, context)
-    monitor = href(f"/jobs/{job.job_id}")
+    rt.admit()
     if is_async:
+        job = rt.store.create(proc.id, _jsonable(inputs), response)
+        rt.submit(job, clean, context)
+        monitor = href(f"/jobs/{job.job_id}")
         return _json(status_info(job), 201, {"Location": monitor, "Preference-Applied": "respond-async"})
+    if not rt.sync_slots.acquire(blocking=False):
+        raise TooManyRequests(f"{rt.config.max_sync} synchronous executions are running; send "
+                              "'Prefer: respond-async' to queue this one as a job")
     try:
+        job = rt.store.create(proc.id, _jsonable(inputs), response)
+        future = rt.submit(job, clean, context)
+        monitor = href(f"/jobs/{job.job_id}")
         result = future.result(timeout=rt.config.sync_timeout_s)
     except FutureTimeout:
         raise OGCError(f"the process did not finish within {rt.config.sync_timeout_s:.0f} s; it continues as job "
                        f"{monitor}; next time send 'Prefer: respond-async'") from None
+    finally:
+        rt.sync_slots.release()
     if result is None:
         raise JobFailed("the job was dismissed before it finished", 500)
     return _results_response(result, response, {"Link": f'<{monitor}>; rel="monitor"'})
@@ -207,7 +220,7 @@ def _jsonable(inputs: dict[str, Any]) -> dict[str, Any]:
 @BP.route("/jobs")
 def list_jobs() -> Response:
     """Job list, newest first (limit, offset, processID, status)."""
-    reject_unknown(request.args, {"f", "lang", "limit", "offset", "processID", "status", "type"})
+    reject_unknown(request.args, accepted("/jobs"))
     limit = min(parse_int(request.args.get("limit", "100"), "limit", 1), 1000)
     offset = parse_int(request.args.get("offset", "0"), "offset", 0)
     status = request.args.getlist("status") or None
@@ -228,12 +241,14 @@ def _job(job_id: str) -> Job:
 @BP.route("/jobs/<job_id>")
 def get_job(job_id: str) -> Response:
     """statusInfo of a job."""
+    reject_unknown(request.args, accepted("/jobs/{jobId}"))
     return _json(status_info(_job(job_id)))
 
 
 @BP.route("/jobs/<job_id>", methods=["DELETE"])
 def dismiss_job(job_id: str) -> Response:
     """Dismiss a job: a running one stops at its next progress check; results are dropped."""
+    reject_unknown(request.args, accepted("/jobs/{jobId}", "delete"))
     _job(job_id)
     job = _runtime().store.dismiss(job_id)
     if job is None:
@@ -247,6 +262,7 @@ def dismiss_job(job_id: str) -> Response:
 @BP.route("/jobs/<job_id>/results")
 def job_results(job_id: str) -> Response:
     """Results of a successful job; 404 result-not-ready while it runs."""
+    reject_unknown(request.args, accepted("/jobs/{jobId}/results"))
     job = _job(job_id)
     if job.status in ("accepted", "running"):
         raise ResultNotReady(f"job {job_id} is {job.status} ({job.progress} %); poll /jobs/{job_id}")
@@ -260,13 +276,11 @@ def job_results(job_id: str) -> Response:
 
 
 def openapi_paths(layers: Any = None) -> dict[str, Any]:
-    """OpenAPI 3.0 path items of the Processes routes."""
+    """OpenAPI 3.0 path items of the Processes routes (parameters are filled in from server.params_spec)."""
     exc = {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}
     obj = {"application/json": {"schema": {"type": "object"}}}
     pid = {"name": "processID", "in": "path", "required": True, "schema": {"type": "string"}}
     jid = {"name": "jobId", "in": "path", "required": True, "schema": {"type": "string"}}
-    limit = {"name": "limit", "in": "query", "required": False, "style": "form", "explode": False,
-             "schema": {"type": "integer", "minimum": 1, "default": 100}}
 
     def op(op_id: str, summary: str, params: list[dict[str, Any]], ok: str = "200", **extra: Any) -> dict[str, Any]:
         return {"operationId": op_id, "summary": summary, "tags": ["Processes"], "parameters": params,
@@ -283,10 +297,10 @@ def openapi_paths(layers: Any = None) -> dict[str, Any]:
     execute_op["responses"]["201"] = {"description": "job created (async)", "content": obj,
                                       "headers": {"Location": {"schema": {"type": "string"}}}}
     return {
-        "/processes": {"get": op("getProcesses", "process list", [limit])},
+        "/processes": {"get": op("getProcesses", "process list", [])},
         "/processes/{processID}": {"get": op("getProcessDescription", "process description", [pid])},
         "/processes/{processID}/execution": {"post": execute_op},
-        "/jobs": {"get": op("getJobs", "job list", [limit])},
+        "/jobs": {"get": op("getJobs", "job list", [])},
         "/jobs/{jobId}": {"get": op("getStatus", "job status", [jid]),
                           "delete": op("dismiss", "dismiss a job", [jid])},
         "/jobs/{jobId}/results": {"get": op("getResult", "job results", [jid])},

@@ -25,7 +25,9 @@ class Services:
     """The app's shared objects (one set per worker process)."""
 
     config: AppConfig
-    db: Database
+    db: Database  # read-only role
+    write_url: str  # write role: jobs and their result layers
+    health_db: Database  # one connection of its own, so /health answers while the request pool is busy
     registry: LayerRegistry
     versions: VersionWatcher | None
     tile_cache: TileCache

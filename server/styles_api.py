@@ -17,8 +17,10 @@ from flask import Blueprint, Response, render_template, request
 
 from core.config import REPO_ROOT
 from core.errors import NotFound
+from layers.query import reject_unknown
 from server import assets, services
 from server.negotiate import HTML, JSON, href, language, link, self_and_alternates
+from server.params_spec import accepted
 
 BP = Blueprint("styles_api", __name__)
 
@@ -87,6 +89,7 @@ def style_links(layer_id: str) -> list[dict[str, Any]]:
 @BP.route("/styles")
 def styles_list() -> Response:
     """The styles we serve."""
+    reject_unknown(request.args, accepted("/styles"))
     lang = language()
     published = _published()
     items = []
@@ -111,6 +114,7 @@ def styles_list() -> Response:
 @BP.route("/styles/<style_id>")
 def style(style_id: str) -> Response:
     """One MapLibre style (JSON), or ?f=html for a preview map."""
+    reject_unknown(request.args, accepted("/styles/{styleId}"))
     base = str(services.current().config.server.url)
     doc = load_style(style_id, base)
     if request.args.get("f") == "html":
@@ -123,6 +127,7 @@ def style(style_id: str) -> Response:
 @BP.route("/fonts/<fontstack>/<glyph_range>.pbf")
 def glyphs(fontstack: str, glyph_range: str) -> Response:
     """Glyph PBFs built at setup; any fontstack name gets our font, ranges we did not build are empty."""
+    reject_unknown(request.args, accepted("/fonts/{fontstack}/{glyphRange}.pbf"))
     m = _RANGE.match(glyph_range)
     if not m:
         raise NotFound(f"glyph range {glyph_range!r} is not of the form start-end")

@@ -17,9 +17,10 @@ from core.errors import InvalidParameterValue, NotFound
 from core.tms import TILE_MATRIX_SETS, TileMatrixSet
 from layers.model import Layer
 from layers.query import parse_filter, reject_unknown
-from layers.tiles_sql import sql_tile, tile_properties
+from layers.tiles_sql import bind_values, sql_tile, tile_properties
 from server import services
 from server.negotiate import JSON, href, language, link
+from server.params_spec import accepted
 from server.tilecache import TileCache
 
 BP = Blueprint("tiles", __name__)
@@ -27,7 +28,6 @@ BP = Blueprint("tiles", __name__)
 MVT = "application/vnd.mapbox-vector-tile"
 REL_TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 REL_TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
-TILE_PARAMS = {"f", "filter", "filter-lang", "filter-crs", "collections"}
 
 
 def _registry() -> Any:
@@ -130,7 +130,7 @@ def _tileset_doc(path: str, title: str, tms: TileMatrixSet, lims: list[dict[str,
 @BP.route("/tileMatrixSets")
 def tile_matrix_sets() -> Response:
     """The tile matrix sets offered."""
-    reject_unknown(request.args, {"f"})
+    reject_unknown(request.args, accepted("/tileMatrixSets"))
     return _json({"tileMatrixSets": [
         {"id": t.id, "title": t.title, **({"uri": t.uri} if t.uri else {}), "crs": t.crs,
          "links": [link("self", JSON, f"/tileMatrixSets/{t.id}", t.title)]} for t in TILE_MATRIX_SETS.values()]})
@@ -139,7 +139,7 @@ def tile_matrix_sets() -> Response:
 @BP.route("/tileMatrixSets/<tms_id>")
 def tile_matrix_set(tms_id: str) -> Response:
     """One tile matrix set definition (TMS 2.0 JSON)."""
-    reject_unknown(request.args, {"f"})
+    reject_unknown(request.args, accepted("/tileMatrixSets/{tileMatrixSetId}"))
     return _json(_tms(tms_id).document())
 
 
@@ -170,7 +170,7 @@ def _tilesets_list(path: str, title: str, layers: list[Layer], zmin: int, zmax: 
 @BP.route("/tiles")
 def dataset_tilesets() -> Response:
     """Tilesets of the whole dataset (every public layer in one tile)."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/tiles"))
     layers = tile_layers()
     zmin = min((zoom_range(layer)[0] for layer in layers), default=0)
     zmax = max((zoom_range(layer)[1] for layer in layers), default=18)
@@ -180,7 +180,7 @@ def dataset_tilesets() -> Response:
 @BP.route("/tiles/<tms_id>")
 def dataset_tileset(tms_id: str) -> Response:
     """Dataset tileset metadata."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/tiles/{tileMatrixSetId}"))
     tms = _tms(tms_id)
     layers = tile_layers()
     zmin = min((zoom_range(layer)[0] for layer in layers), default=0)
@@ -192,7 +192,7 @@ def dataset_tileset(tms_id: str) -> Response:
 @BP.route("/collections/<collection_id>/tiles")
 def collection_tilesets(collection_id: str) -> Response:
     """Tilesets of one collection."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/collections/{collectionId}/tiles"))
     layer = _tile_layer(collection_id)
     zmin, zmax = zoom_range(layer)
     return _tilesets_list(f"/collections/{layer.id}/tiles", layer.config.title.get(language()), [layer], zmin, zmax)
@@ -201,7 +201,7 @@ def collection_tilesets(collection_id: str) -> Response:
 @BP.route("/collections/<collection_id>/tiles/<tms_id>")
 def collection_tileset(collection_id: str, tms_id: str) -> Response:
     """Tileset metadata of one collection."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/collections/{collectionId}/tiles/{tileMatrixSetId}"))
     layer = _tile_layer(collection_id)
     tms = _tms(tms_id)
     zmin, zmax = zoom_range(layer)
@@ -237,14 +237,14 @@ def _tilejson(layers: list[Layer], tiles_url: str) -> dict[str, Any]:
 @BP.route("/tilejson.json")
 def dataset_tilejson() -> Response:
     """TileJSON 3.0 of the dataset tiles."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/tilejson.json"))
     return _json(_tilejson(tile_layers(), href("/tiles/WebMercatorQuad") + "/{z}/{y}/{x}"))
 
 
 @BP.route("/collections/<collection_id>/tilejson.json")
 def collection_tilejson(collection_id: str) -> Response:
     """TileJSON 3.0 of one collection."""
-    reject_unknown(request.args, {"f", "lang"})
+    reject_unknown(request.args, accepted("/collections/{collectionId}/tilejson.json"))
     layer = _tile_layer(collection_id)
     return _json(_tilejson([layer], href(f"/collections/{layer.id}/tiles/WebMercatorQuad") + "/{z}/{y}/{x}"))
 
@@ -294,13 +294,16 @@ def _render(conn: Any, layer: Layer, tms: TileMatrixSet, z: int, row: int, col: 
         return b""
     maxzoom = zoom_range(layer)[1]
     tol = 0.0 if z >= maxzoom else tms.cell_size(z) * tms.metres_per_unit / 16 * 0.8
+    params: dict[str, Any] = {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "q1": q1, "q2": q2, "q3": q3, "q4": q4,
+                              "tol": tol}
     if cql is None:
         query: sql.Composable = _compiled(layer, tms.id, tile_properties(layer, z))
     else:
-        query = sql_tile(layer, tms, tile_properties(layer, z), sql.SQL(cql.as_string(conn).replace("%", "%%")))
+        bound, values = bind_values(cql)
+        query = sql_tile(layer, tms, tile_properties(layer, z), bound)
+        params.update(values)
     with conn.cursor() as cur:
-        cur.execute(query, {"x1": x1, "y1": y1, "x2": x2, "y2": y2, "q1": q1, "q2": q2, "q3": q3, "q4": q4,
-                            "tol": tol})
+        cur.execute(query, params)
         row_ = cur.fetchone()
     return bytes(row_[0]) if row_ and row_[0] else b""
 
@@ -370,7 +373,8 @@ def _check_tile(tms: TileMatrixSet, z: int, row: int, col: int) -> None:
 @BP.route("/collections/<collection_id>/tiles/<tms_id>/<int:z>/<int:row>/<int:col>")
 def collection_tile(collection_id: str, tms_id: str, z: int, row: int, col: int) -> Response:
     """One vector tile of one collection; outside the tileset limits 404, empty tile 200 with no body."""
-    reject_unknown(request.args, TILE_PARAMS - {"collections"})
+    reject_unknown(request.args,
+                   accepted("/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"))
     layer = _tile_layer(collection_id)
     tms = _tms(tms_id)
     _check_tile(tms, z, row, col)
@@ -386,7 +390,7 @@ def collection_tile(collection_id: str, tms_id: str, z: int, row: int, col: int)
 @BP.route("/tiles/<tms_id>/<int:z>/<int:row>/<int:col>")
 def dataset_tile(tms_id: str, z: int, row: int, col: int) -> Response:
     """One vector tile with every public layer visible at that zoom (one request per tile for the viewer)."""
-    reject_unknown(request.args, {"f", "collections"})
+    reject_unknown(request.args, accepted("/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"))
     tms = _tms(tms_id)
     _check_tile(tms, z, row, col)
     layers = tile_layers()
@@ -408,5 +412,5 @@ def dataset_tile(tms_id: str, z: int, row: int, col: int) -> Response:
 @BP.route("/tiles/<layer_id>/<int:z>/<int:x>/<int:y>.mvt")
 def xyz_tile(layer_id: str, z: int, x: int, y: int) -> Response:
     """Plain XYZ alias in WebMercatorQuad for clients that want one (z/x/y order)."""
-    reject_unknown(request.args, TILE_PARAMS - {"collections"})
+    reject_unknown(request.args, accepted("/tiles/{collectionId}/{tileMatrix}/{x}/{y}.mvt"))
     return collection_tile(layer_id, "WebMercatorQuad", z, y, x)

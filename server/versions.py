@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import select
 import threading
-import time
 from collections.abc import Callable
 
 import psycopg2
@@ -23,12 +22,17 @@ class VersionWatcher:
         self._versions: dict[str, int] | None = None
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def start(self) -> None:
         """Start listening (idempotent)."""
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="version-watcher", daemon=True)
             self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reconnecting (the thread ends at its next wake-up)."""
+        self._stop.set()
 
     def current(self) -> dict[str, int] | None:
         """table -> data_version, or None when not listening (callers then ask the database)."""
@@ -44,7 +48,7 @@ class VersionWatcher:
             return {str(t): int(v) for t, v in cur.fetchall()}
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             conn = None
             try:
                 conn = psycopg2.connect(self.dsn, application_name="sejong-mapserver-versions")
@@ -54,7 +58,7 @@ class VersionWatcher:
                 versions = self._load(conn)
                 with self._lock:
                     self._versions = versions
-                while True:
+                while not self._stop.is_set():
                     if select.select([conn], [], [], 30.0) == ([], [], []):
                         conn.poll()  # keep-alive; also surfaces a dead connection
                         continue
@@ -70,7 +74,7 @@ class VersionWatcher:
                 LOGGER.warning("version watcher: %s; retrying", err)
                 with self._lock:
                     self._versions = None
-                time.sleep(2.0)
+                self._stop.wait(2.0)
             finally:
                 if conn is not None and not conn.closed:
                     conn.close()

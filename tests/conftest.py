@@ -39,7 +39,7 @@ def app(dsn: str, loaded: dict[str, int]):  # type: ignore[no-untyped-def]
     """A Flask app on the loaded database."""
     from server.app import create_app
 
-    application = create_app(dsn=dsn)
+    application = create_app()  # DATABASE_URL (write role) and DATABASE_READ_URL (read role) from ./run test
     application.config["TESTING"] = True
     return application
 

@@ -831,3 +831,178 @@ def test_queryables_from_columns() -> None:
         "a": "string", "b": "integer", "c": "number", "d": "boolean", "e": "date", "f": "timestamp",
         "g": "geometry", "i": "number", "j": "string"}
     assert queryables_from_columns([{"column_name": "x", "data_type": "integer"}]) == {"x": Queryable("x", "integer")}
+
+
+# ------------------------------------------------------------------- S_DWITHIN: index use, exact results
+
+# (data source, storage table, storage srid, cql2-text, lon/lat literal in EWKT, metres) — the hand-written
+# predicate is the geodesic test on geography, with the stored column transformed to lon/lat.
+DWITHIN: list[tuple[str, str, int, str, str, float]] = [
+    ("places", "ne_110m_populated_places_simple", 4326, "S_DWITHIN(geom, POINT(6.13 49.61), 500, kilometers)",
+     "SRID=4326;POINT(6.13 49.61)", 500_000),
+    ("places", "ne_110m_populated_places_simple", 4326, "S_DWITHIN(POINT(127.289 36.48), geom, 1500, km)",
+     "SRID=4326;POINT(127.289 36.48)", 1_500_000),
+    ("places", "ne_110m_populated_places_simple", 4326, "S_DWITHIN(geom, POINT(179.5 -17), 3000, km)",
+     "SRID=4326;POINT(179.5 -17)", 3_000_000),  # the box crosses the antimeridian
+    ("places", "ne_110m_populated_places_simple", 4326, "S_DWITHIN(geom, POINT(20 85), 2500, km)",
+     "SRID=4326;POINT(20 85)", 2_500_000),  # near the pole
+    ("places", "ne_110m_populated_places_simple", 4326, "S_DWITHIN(geom, POINT(6.1300028 49.6116604), 0, meters)",
+     "SRID=4326;POINT(6.1300028 49.6116604)", 0),
+    ("countries", "countries_3857", 3857, "S_DWITHIN(geom, POINT(2.35 48.86), 400, km)",
+     "SRID=4326;POINT(2.35 48.86)", 400_000),
+    ("countries", "countries_3857", 3857, "S_DWITHIN(geom, BBOX(5, 45, 6, 46), 200000, meters)",
+     "SRID=4326;POLYGON((5 45, 6 45, 6 46, 5 46, 5 45))", 200_000),
+    ("places", "places_3857", 3857, "S_DWITHIN(geom, LINESTRING(-10 40, 10 50), 300, miles)",
+     "SRID=4326;LINESTRING(-10 40, 10 50)", 300 * 1609.344),
+]
+
+
+@pytest.fixture(scope="module")
+def indexed_3857(db: Db) -> Db:
+    """Projected (EPSG:3857) copies with GiST indexes, so S_DWITHIN is checked on a projected storage CRS too."""
+    with db.conn.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {SCHEMA}.places_3857")
+        cur.execute(f"CREATE TABLE {SCHEMA}.places_3857 AS SELECT fid, name, ST_Transform(geom, 3857) AS geom "
+                    f"FROM {SCHEMA}.ne_110m_populated_places_simple")
+        cur.execute(f"CREATE INDEX IF NOT EXISTS places_3857_geom ON {SCHEMA}.places_3857 USING gist (geom)")
+        cur.execute(f"CREATE INDEX IF NOT EXISTS countries_3857_geom ON {SCHEMA}.countries_3857 USING gist (geom)")
+        cur.execute(f"ANALYZE {SCHEMA}.places_3857")
+        cur.execute(f"ANALYZE {SCHEMA}.countries_3857")
+    return db
+
+
+def _plan(db: Db, table: str, where: sql.Composable) -> str:
+    """EXPLAIN of a count with sequential scans disabled: an index scan appears iff the index is usable."""
+    with db.conn.cursor() as cur:
+        cur.execute("SET enable_seqscan = off")
+        try:
+            cur.execute(sql.SQL("EXPLAIN SELECT count(*) FROM {}.{} WHERE {}").format(
+                sql.Identifier(SCHEMA), sql.Identifier(table), where))
+            return "\n".join(row[0] for row in cur.fetchall())
+        finally:
+            cur.execute("RESET enable_seqscan")
+
+
+@pytest.mark.parametrize(("key", "table", "srid", "cql", "ewkt", "meters"), DWITHIN, ids=[c[3] for c in DWITHIN])
+def test_dwithin_uses_index_and_equals_geodesic_sql(indexed_3857: Db, key: str, table: str, srid: int, cql: str,
+                                                     ewkt: str, meters: float) -> None:
+    db = indexed_3857
+    where = db.where(key, cql, storage_srid=srid)
+    plan = _plan(db, table, where)
+    assert "Index Scan" in plan and "geom" in plan, plan
+    column = "geom::geography" if srid == 4326 else "ST_Transform(geom, 4326)::geography"
+    hand = sql.SQL("ST_DWithin(" + column + ", {}::geometry::geography, {})").format(
+        sql.Literal(ewkt), sql.Literal(meters))
+    old_plan = _plan(db, table, hand)  # the pre-fix form: the stored column is cast/transformed
+    assert "Index Scan" not in old_plan, old_plan
+    with db.conn.cursor() as cur:
+        cur.execute(sql.SQL("SELECT array_agg(fid ORDER BY fid) FROM {}.{} WHERE {}").format(
+            sql.Identifier(SCHEMA), sql.Identifier(table), hand))
+        expected = cur.fetchone()[0] or []
+        cur.execute(sql.SQL("SELECT array_agg(fid ORDER BY fid) FROM {}.{} WHERE {}").format(
+            sql.Identifier(SCHEMA), sql.Identifier(table), where))
+        assert (cur.fetchone()[0] or []) == expected
+    total = db.sql_count("places", "true") if key == "places" else db.sql_count("countries", "true")
+    assert 0 < len(expected) < total, (cql, len(expected))
+
+
+def test_dwithin_box_is_only_a_prefilter(indexed_3857: Db) -> None:
+    """Between two columns (no literal) there is no box, and the geodesic test alone decides."""
+    where = indexed_3857.where("places", "S_DWITHIN(geom, geom, 0, meters)").as_string(indexed_3857.conn)
+    assert "&&" not in where
+    assert indexed_3857.count("places", "S_DWITHIN(geom, geom, 0, meters)") == 243
+
+
+# ---------------------------------------------------------------------------------- size and nesting limits
+
+
+def test_text_length_limit() -> None:
+    from layers.cql import MAX_TEXT_LENGTH
+
+    at_limit = "name = '" + "x" * (MAX_TEXT_LENGTH - 9) + "'"
+    assert len(at_limit) == MAX_TEXT_LENGTH
+    node = parse_filter(at_limit, None)
+    assert node.rhs == "x" * (MAX_TEXT_LENGTH - 9)
+    with pytest.raises(FilterError, match=f"too long: more than {MAX_TEXT_LENGTH} characters"):
+        parse_filter(at_limit + " ", None)
+
+
+def test_text_depth_limit_runs_before_parsing() -> None:
+    from layers.cql import MAX_DEPTH
+
+    ok = "(" * MAX_DEPTH + "name = 'a'" + ")" * MAX_DEPTH
+    assert parse_filter(ok, None).rhs == "a"
+    deep = "(" * (MAX_DEPTH + 1) + "name = 'a'" + ")" * (MAX_DEPTH + 1)
+    with pytest.raises(FilterError, match=f"nested too deeply: more than {MAX_DEPTH} levels of parentheses"):
+        parse_filter(deep, None)
+    # refused for its depth although it is also a syntax error further on: the scan ran first
+    with pytest.raises(FilterError, match="nested too deeply"):
+        parse_filter("(" * (MAX_DEPTH + 1) + "name = = =", None)
+    # parentheses inside strings and quoted names are not nesting
+    assert parse_filter("name = '" + "(" * 100 + "'", None).rhs == "(" * 100
+
+
+def test_text_token_limit(db: Db) -> None:
+    from layers.cql import MAX_TOKENS
+
+    def in_list(n: int) -> str:  # name IN ( v , v ... ) : 3 + 2n tokens
+        return "name IN (" + ", ".join(f"'v{i}'" for i in range(n - 1)) + ", 'Berlin')"
+
+    n_ok = (MAX_TOKENS - 3) // 2
+    assert len(parse_filter(in_list(n_ok), None).sub_nodes) == n_ok
+    assert db.count("places", in_list(n_ok)) == 1
+    with pytest.raises(FilterError, match=f"too complex: more than {MAX_TOKENS} tokens"):
+        parse_filter(in_list(n_ok + 1), None)
+
+
+def test_json_limits(db: Db) -> None:
+    from layers.cql import MAX_DEPTH, MAX_JSON_LENGTH, MAX_NODES
+
+    def nots(n: int) -> Any:
+        doc: Any = {"op": "=", "args": [_p("name"), "Berlin"]}
+        for _ in range(n):
+            doc = {"op": "not", "args": [doc]}
+        return doc
+
+    # depth of nots(n): 2 per NOT (object, args array) + the comparison (object, args, property object, name)
+    n_ok = (MAX_DEPTH - 4) // 2
+    assert 2 * n_ok + 4 == MAX_DEPTH
+    assert db.count("places", nots(n_ok)) == (242 if n_ok % 2 else 1)
+    assert db.count("places", json.dumps(nots(n_ok))) == (242 if n_ok % 2 else 1)
+    for doc in (nots(n_ok + 1), json.dumps(nots(n_ok + 1))):
+        with pytest.raises(FilterError, match=f"nested too deeply: more than {MAX_DEPTH} levels"):
+            parse_filter(doc, "cql2-json")
+    many = {"op": "in", "args": [_p("name"), ["Berlin"] * (MAX_NODES - 6)]}  # 6 + n values
+    assert db.count("places", many) == 1
+    many["args"][1].append("x")  # type: ignore[union-attr]
+    with pytest.raises(FilterError, match=f"too complex: more than {MAX_NODES} values"):
+        parse_filter(many, None)
+    # a big geometry is data, not nodes: only the serialized size bounds it
+    ring = [[6 + i / 2000, 49] for i in range(2000)] + [[7, 50], [6, 49]]
+    poly = {"op": "s_intersects", "args": [_p("geom"), {"type": "Polygon", "coordinates": [ring]}]}
+    assert db.count("countries", poly) == db.count("countries", "S_INTERSECTS(geom, POLYGON((6 49, 7 49, 7 50, 6 49)))")
+    with pytest.raises(FilterError, match=f"too long: more than {MAX_JSON_LENGTH} characters"):
+        parse_filter(json.dumps(poly) + " " * MAX_JSON_LENGTH, None)
+
+
+def test_long_json_and_is_not_deep(db: Db) -> None:
+    """A flat AND/OR of many conditions translates (a balanced tree, not a 600-deep chain)."""
+    values = [1038288, 1611692, *range(598)]
+    conds = [{"op": "<>", "args": [_p("pop_other"), v]} for v in values]
+    listed = ",".join(str(v) for v in values)
+    n_and = db.count("places", {"op": "and", "args": conds})
+    assert n_and == db.sql_count("places", f"pop_other NOT IN ({listed})")
+    n_or = db.count("places", {"op": "or", "args": [{"op": "not", "args": [c]} for c in conds[:500]]})
+    assert n_or == db.sql_count("places", "pop_other IN (" + ",".join(str(v) for v in values[:500]) + ")")
+    assert n_and + n_or == 243 and n_or >= 2
+
+
+def test_limits_are_400_over_http(client: Any) -> None:
+    from urllib.parse import quote
+
+    resp = client.get("/collections/bike_stations/items?filter=" + quote("(" * 31 + "docks > 1" + ")" * 31))
+    assert resp.status_code == 400
+    assert "nested too deeply: more than 30 levels" in resp.get_json()["description"]
+    resp = client.get("/collections/bike_stations/items?filter=" + quote("name = '" + "x" * 8000 + "'"))
+    assert resp.status_code == 400
+    assert "too long: more than 8000 characters" in resp.get_json()["description"]

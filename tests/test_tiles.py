@@ -176,7 +176,7 @@ def test_reload_invalidates_cached_tiles(dsn: str, tmp_path: Path) -> None:
 
     def load(region: str) -> None:
         cmd = [sys.executable, "-m", "loaders", "csv", str(src), "--table", "public.tile_reload_test",
-               "--where", f"제공기관명={region}", "--dsn", dsn]
+               "--where", f"제공기관명={region}", "--replace", "--dsn", dsn]  # Daejeon has fewer stations
         subprocess.run(cmd, check=True, capture_output=True)
 
     cfg = load_config()

@@ -1,0 +1,42 @@
+"""Data routes share a bounded number of slots per process; /health and the job routes stay free."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from core.errors import ServiceUnavailable, TooManyRequests
+from server.limits import Limiter
+
+
+def test_limiter_per_client_and_total() -> None:
+    lim = Limiter(total=2, per_client=1)
+    lim.enter("a")
+    with pytest.raises(TooManyRequests):
+        lim.enter("a")
+    lim.enter("b")
+    with pytest.raises(ServiceUnavailable):  # both slots taken: a third client waits 2 s, then 503
+        lim.enter("c")
+    lim.leave("a")
+    lim.enter("c")  # a slot came back
+    lim.leave("b")
+    lim.leave("c")
+    lim.enter("a")  # the client counts were released too
+    lim.leave("a")
+
+
+def test_busy_data_routes_leave_health_answering(app: Any, client: Any) -> None:
+    limiter: Limiter = app.extensions["sejong_limiter"]
+    held = [f"10.0.0.{i}" for i in range(limiter.total)]
+    for addr in held:
+        limiter.enter(addr)
+    try:
+        assert client.get("/health").status_code == 200
+        assert client.get("/processes").status_code == 200
+        busy = client.get("/collections/bike_stations/items?limit=1")
+        assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+    finally:
+        for addr in held:
+            limiter.leave(addr)
+    assert client.get("/collections/bike_stations/items?limit=1").status_code == 200
