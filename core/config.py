@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core import presets
 
@@ -49,17 +49,61 @@ class LayerConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     title: Bilingual
-    description: Bilingual
+    description: Bilingual | None = None  # optional: a collection without one has an empty description
     table: str
     geometry: str = "geom"
     id: str = "id"
     datetime: str | None = None
     properties: list[str] | None = None
     keywords: list[str] = []
-    public: bool = True
+    # who may read it: "public" (everyone), or the roles that may (e.g. [department]); [] hides it from everyone
+    access: Literal["public"] | list[str] = "public"
+    # the roles that may create, replace, update and delete its features (Features Part 4); [] (default): none
+    editable: list[str] = []
     tiles: TilesConfig | bool = TilesConfig()
     # Korean and English title of each property: column -> [ko, en] (the column name where none is given)
     titles: dict[str, tuple[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _public_alias(cls, data: Any) -> Any:
+        """Deprecated `public: false` means `access: []` (nobody); `public: true` means `access: public`."""
+        if isinstance(data, dict) and "public" in data:
+            data = dict(data)
+            public = data.pop("public")
+            if not isinstance(public, bool):
+                raise ValueError("public must be true or false (deprecated: use access: public or a list of roles)")
+            if "access" in data and (data["access"] == "public") != public:
+                raise ValueError("public and access disagree; remove public (deprecated) and keep access")
+            data.setdefault("access", "public" if public else [])
+        return data
+
+    @field_validator("access")
+    @classmethod
+    def _roles(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list):
+            bad = [r for r in value if not re.fullmatch(r"[a-z][a-z0-9_-]*", r)]
+            if bad:
+                raise ValueError(f"access: {bad} are not role names (lower-case letters, digits, - and _)")
+            return sorted(set(value))
+        return value
+
+    @field_validator("editable")
+    @classmethod
+    def _editor_roles(cls, value: list[str]) -> list[str]:
+        bad = [r for r in value if not re.fullmatch(r"[a-z][a-z0-9_-]*", r)]
+        if bad:
+            raise ValueError(f"editable: {bad} are not role names (lower-case letters, digits, - and _)")
+        return sorted(set(value))
+
+    @property
+    def public(self) -> bool:
+        """Readable by everyone, anonymous callers included."""
+        return self.access == "public"
+
+    def readable_by(self, roles: frozenset[str]) -> bool:
+        """Whether a caller holding these roles may read the layer."""
+        return self.access == "public" or not roles.isdisjoint(self.access)
 
     @field_validator("table")
     @classmethod
@@ -175,6 +219,42 @@ class AnalysisLayer(BaseModel):
     title: str = ""
 
 
+class Quota(BaseModel):
+    """Limits on one caller's analyses, below the server-wide ones; an unset field adds no limit of its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    concurrent_jobs: int | None = Field(default=None, ge=0)  # queued + running jobs (all servers); 0: may not run any
+    max_points: int | None = Field(default=None, ge=1)  # demand sample points of one execution
+    max_facilities: int | None = Field(default=None, ge=1)  # candidate, existing and facility sites of one execution
+    max_time_limit_s: float | None = Field(default=None, gt=0)  # a solver's `time_limit` input
+
+
+class Quotas(BaseModel):
+    """Per-identity quotas: anonymous callers, authenticated ones, and roles that replace the authenticated quota
+    (`null`: no quota, e.g. `roles: {admin: null}`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    anonymous: Quota | None = None
+    authenticated: Quota | None = None
+    roles: dict[str, Quota | None] = {}
+
+    def of(self, anonymous: bool, roles: frozenset[str]) -> Quota | None:
+        """A caller's quota: the anonymous one, else the most generous of their roles' (field by field; an unlimited
+        role wins), else the authenticated one. None: unlimited."""
+        if anonymous:
+            return self.anonymous
+        held = [self.roles[r] for r in sorted(roles) if r in self.roles]
+        if not held:
+            return self.authenticated
+        if any(q is None for q in held):
+            return None
+        merged: dict[str, Any] = {}
+        for name in Quota.model_fields:
+            values = [getattr(q, name) for q in held]
+            merged[name] = None if any(v is None for v in values) else max(values)
+        return Quota(**merged)
+
+
 class ProcessesConfig(BaseModel):
     """Processes runtime and analysis defaults."""
 
@@ -187,10 +267,13 @@ class ProcessesConfig(BaseModel):
     lease_s: float = Field(default=60.0, ge=5)  # a job whose server stops renewing it for this long is failed
     max_queued: int = Field(default=64, ge=1)  # queued + running jobs per server process; more get 429
     max_sync: int = Field(default=2, ge=1)  # concurrent synchronous executions per server process; more get 429
+    quotas: Quotas = Quotas()  # per-identity limits (README "Security"); default: none beyond the ones here
     max_points: int = Field(default=50_000, ge=1)
     max_facilities: int = Field(default=5_000, ge=1)
     max_minutes: float = Field(default=180.0, gt=0)
     max_snap_m: float = Field(default=500.0, gt=0)
+    max_solve_memory_mb: int = Field(default=2048, ge=8)  # a siting solve estimated above this is refused (400)
+    solve_in_child: bool = True  # solve in a child process whose address space is limited to max_solve_memory_mb
     detour_factor: float = Field(default=presets.DETOUR_FACTOR, ge=1.0, le=5.0)
     speeds_kmh: dict[str, float] = Field(default_factory=lambda: dict(presets.SPEEDS_KMH))
     presets: dict[str, Preset] = Field(
@@ -211,6 +294,45 @@ class ProcessesConfig(BaseModel):
         return value
 
 
+# Signature algorithms a token may use: asymmetric only, so no HMAC-with-public-key confusion and never `none`
+ASYMMETRIC_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+class AuthConfig(BaseModel):
+    """Who is asking: OpenID Connect bearer tokens and API keys (server/auth.py). Off: every caller is anonymous."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False  # off: credentials are refused with 401 (never silently ignored)
+    issuer: str = ""  # OpenID provider; empty: API keys only
+    jwks_url: str = ""  # empty: jwks_uri from issuer/.well-known/openid-configuration
+    audience: str = ""  # the token's `aud` must contain this (required with an issuer)
+    client_id: str = ""  # public client of the /map sign-in (authorization code + PKCE)
+    algorithms: list[str] = ["RS256", "ES256"]
+    leeway_s: float = Field(default=30.0, ge=0, le=300)  # clock skew allowed on exp/nbf/iat
+    roles_claim: str = "roles"  # dotted path into the claims, e.g. realm_access.roles
+    role_map: dict[str, str] = {}  # claim value -> our role; unmapped values give no role
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        bad = [a for a in value if a not in ASYMMETRIC_ALGORITHMS]
+        if bad or not value:
+            raise ValueError(f"{bad or value} not allowed: use asymmetric algorithms only "
+                             f"({', '.join(ASYMMETRIC_ALGORITHMS)})")
+        return value
+
+    @field_validator("issuer", "jwks_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _audience(self) -> AuthConfig:
+        if self.enabled and self.issuer and not self.audience:
+            raise ValueError("auth.audience is required with auth.issuer (the client id tokens are issued for)")
+        return self
+
+
 class AppConfig(BaseModel):
     """The whole config.yml."""
 
@@ -221,6 +343,7 @@ class AppConfig(BaseModel):
     data: DataConfig = DataConfig()
     tiles: TileCacheConfig = TileCacheConfig()
     processes: ProcessesConfig = ProcessesConfig()
+    auth: AuthConfig = AuthConfig()
     layers: dict[str, LayerConfig]
 
     @field_validator("layers")
@@ -237,10 +360,39 @@ def config_path() -> Path:
     return Path(os.environ.get("SEJONG_CONFIG", REPO_ROOT / "config.yml"))
 
 
+class ConfigError(ValueError):
+    """config.yml is unreadable or invalid: str() is one line per problem, naming the file and the setting."""
+
+
+def _problem(where: str, err: Any) -> str:
+    """One pydantic error as 'config.yml: layers.parks.table: <what to do>'."""
+    loc = ".".join(str(p) for p in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "missing":
+        msg = "required setting missing"
+    elif err["type"] == "extra_forbidden":
+        msg = f"unknown setting (remove it, or check its spelling); value {err.get('input')!r}"[:160]
+    return f"{where}: {loc or '(top level)'}: {msg}"
+
+
 def load_config(path: Path | None = None) -> AppConfig:
-    """Read, substitute and validate config.yml (the only reader of it)."""
-    raw: Any = yaml.safe_load(substitute_env((path or config_path()).read_text(encoding="utf-8")))
-    return AppConfig.model_validate(raw)
+    """Read, substitute and validate config.yml (the only reader of it); ConfigError lists every problem."""
+    path = path or config_path()
+    try:
+        raw: Any = yaml.safe_load(substitute_env(path.read_text(encoding="utf-8")))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration ({exc.strerror}); set SEJONG_CONFIG") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{at}: not valid YAML ({getattr(exc, 'problem', None) or exc})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings (metadata:, layers:, ...), "
+                          f"found {type(raw).__name__}")
+    try:
+        return AppConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_problem(path.name, e) for e in exc.errors())) from None
 
 
 class NoDatabase(ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,15 +39,17 @@ class Database:
     """A lazily created pool of connections, rebuilt in a forked child, with read and write borrowing."""
 
     def __init__(self, dsn: str, pool_size: int = 8, statement_timeout_ms: int = 15000, *, read_only: bool = True,
-                 application_name: str = "sejong-mapserver") -> None:
+                 application_name: str = "sejong-mapserver", wait_s: float = 2.0) -> None:
         self.dsn = dsn
         self.pool_size = pool_size
+        self.wait_s = wait_s  # how long a borrower waits for a connection to come back before 503
         self.read_only = read_only
         options = SESSION_OPTIONS.format(timeout=int(statement_timeout_ms), name=application_name)
         self.options = f"{options} {READ_OPTIONS}" if read_only else options
         self._pool: ThreadedConnectionPool | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._returned = threading.Condition()
 
     def _get_pool(self) -> ThreadedConnectionPool:
         with self._lock:
@@ -58,11 +61,23 @@ class Database:
             return self._pool
 
     def _borrow(self) -> tuple[ThreadedConnectionPool, psycopg2.extensions.connection]:
+        """A connection, waiting up to wait_s for one to come back when all are lent; else 503 Busy."""
         pool = self._get_pool()
-        try:
-            return pool, pool.getconn()
-        except PoolError:
-            raise Busy() from None
+        deadline = time.monotonic() + self.wait_s
+        with self._returned:
+            while True:
+                try:
+                    return pool, pool.getconn()
+                except PoolError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise Busy() from None
+                    self._returned.wait(left)
+
+    def _give_back(self, pool: ThreadedConnectionPool, conn: psycopg2.extensions.connection, close: bool) -> None:
+        pool.putconn(conn, close=close)
+        with self._returned:
+            self._returned.notify()
 
     @contextlib.contextmanager
     def connection(self, snapshot: bool = False) -> Iterator[psycopg2.extensions.connection]:
@@ -84,7 +99,7 @@ class Database:
                     conn.rollback()
                 except psycopg2.Error:
                     broken = True
-            pool.putconn(conn, close=broken or bool(conn.closed))
+            self._give_back(pool, conn, broken or bool(conn.closed))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[psycopg2.extensions.connection]:
@@ -106,7 +121,7 @@ class Database:
                     broken = True
             raise
         finally:
-            pool.putconn(conn, close=broken or bool(conn.closed))
+            self._give_back(pool, conn, broken or bool(conn.closed))
 
     def close(self) -> None:
         """Close every pooled connection of this process."""

@@ -1,4 +1,5 @@
-"""The project's own schema `meta` (catalog, jobs, result layers) in SQLAlchemy Core, migrated by Alembic.
+"""The project's own schema `meta` (catalog, jobs, result layers, API keys, feature edits) in SQLAlchemy Core,
+migrated by Alembic.
 
 Data tables written by loaders (public.*, network.*, results.job_*) are made per load and are not declared here.
 `migrate(dsn)` brings a database to the newest revision in core/migrations/versions; loaders and the job runtime
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Double,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -32,7 +34,7 @@ from sqlalchemy import (
     create_engine,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TIMESTAMP
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TIMESTAMP
 from sqlalchemy.pool import NullPool
 
 LOGGER = logging.getLogger(__name__)
@@ -82,11 +84,14 @@ jobs = Table(
     Column("finished", _TSTZ),
     Column("updated", _TSTZ, nullable=False, server_default=text("clock_timestamp()")),
     Column("lease_expires", _TSTZ),  # renewed by the server holding the job; past: that server is gone
+    Column("owner", Text),  # who created the job: oidc:<sub> or api-key:<id>; NULL: anonymous (0005)
+    Column("owner_roles", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),  # their roles then
     PrimaryKeyConstraint("job_id", name="jobs_pkey"),
     CheckConstraint("status IN ({})".format(", ".join(f"'{s}'" for s in JOB_STATUSES)), name="jobs_status_check"),
 )
 Index("jobs_created_idx", jobs.c.created.desc())
 Index("jobs_active_idx", jobs.c.status, postgresql_where=text("status IN ('accepted', 'running')"))
+Index("jobs_owner_idx", jobs.c.owner, jobs.c.created.desc())  # a caller's own jobs, newest first (0005)
 
 result_layers = Table(
     "result_layers", metadata,
@@ -102,6 +107,39 @@ result_layers = Table(
     PrimaryKeyConstraint("layer_id", name="result_layers_pkey"),
 )
 Index("result_layers_expires_idx", result_layers.c.expires_at)
+
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("key_id", Text),  # the public part of a key (sjk_<key_id>_<secret>)
+    Column("name", Text, nullable=False),
+    Column("secret_sha256", Text, nullable=False),  # hex sha256 of the secret; the secret itself is never stored
+    Column("roles", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("created_at", _TSTZ, nullable=False, server_default=text("now()")),
+    Column("expires_at", _TSTZ),
+    Column("revoked_at", _TSTZ),
+    PrimaryKeyConstraint("key_id", name="api_keys_pkey"),
+)  # 0004; its trigger notifies `sejong_api_keys` on every change
+
+feature_changes = Table(
+    "feature_changes", metadata,
+    Column("change_id", BigInteger, Identity(always=True)),
+    Column("layer_id", Text, nullable=False),
+    Column("table_name", Text, nullable=False),
+    Column("feature_id", Text, nullable=False),
+    Column("operation", Text, nullable=False),  # create, replace, update, delete
+    Column("subject", Text),  # who: the identity's subject (oidc sub or api-key id) and display name
+    Column("subject_name", Text),
+    Column("via", Text, nullable=False),
+    Column("roles", ARRAY(Text), nullable=False, server_default=text("'{}'::text[]")),
+    Column("changed_at", _TSTZ, nullable=False, server_default=text("clock_timestamp()")),
+    Column("data_version", BigInteger, nullable=False),  # the table's data version the change made
+    Column("before", JSONB),  # the feature (GeoJSON, CRS84) before; NULL for create
+    Column("after", JSONB),  # and after; NULL for delete
+    PrimaryKeyConstraint("change_id", name="feature_changes_pkey"),
+    CheckConstraint("operation IN ('create', 'replace', 'update', 'delete')", name="feature_changes_operation_check"),
+)  # 0006: the audit trail of Features Part 4 edits
+Index("feature_changes_layer_idx", feature_changes.c.layer_id, feature_changes.c.change_id.desc())
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

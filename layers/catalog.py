@@ -102,11 +102,13 @@ def provenance(conn: Any, tables: list[str]) -> tuple[list[dict[str, Any]], int]
         cur.execute("SELECT to_regclass('meta.datasets') IS NOT NULL")
         if not cur.fetchone()[0]:
             return [], 0
-        cur.execute(
+        cur.execute("SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'meta.datasets'::regclass "
+                    "AND attname = 'quality' AND NOT attisdropped)")
+        quality = sql.SQL("quality" if cur.fetchone()[0] else "NULL::jsonb")  # a catalog before migration 0003
+        cur.execute(sql.SQL(
             "SELECT table_name, title, licence, attribution, sources, loaded_at, rows_loaded, rows_skipped, "
-            "geometries_repaired, data_version FROM meta.datasets WHERE table_name = ANY(%s) ORDER BY table_name",
-            (tables,),
-        )
+            "geometries_repaired, data_version, {} FROM meta.datasets WHERE table_name = ANY(%s) "
+            "ORDER BY table_name").format(quality), (tables,))
         rows = cur.fetchall()
     out = []
     version = 0
@@ -115,6 +117,6 @@ def provenance(conn: Any, tables: list[str]) -> tuple[list[dict[str, Any]], int]
         out.append({
             "table": r[0], "title": r[1], "licence": r[2], "attribution": r[3], "sources": r[4] or [],
             "loadedAt": r[5].isoformat() if r[5] else None, "rows": r[6], "rowsSkipped": r[7],
-            "geometriesRepaired": r[8], "dataVersion": r[9],
+            "geometriesRepaired": r[8], "dataVersion": r[9], "quality": r[10],
         })
     return out, version

@@ -67,6 +67,12 @@ class Layer:
     catalog_tables: list[str] = field(default_factory=list)
 
     @property
+    def quality(self) -> dict[str, Any] | None:
+        """The data-quality report of the layer's last load (meta.datasets.quality), None before one was made."""
+        reports = [p["quality"] for p in self.provenance if p.get("quality")]
+        return reports[0] if len(reports) == 1 else ({"tables": reports} if reports else None)
+
+    @property
     def table(self) -> sql.Identifier:
         """Quoted schema-qualified table."""
         return sql.Identifier(self.config.schema_name, self.config.table_name)

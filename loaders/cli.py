@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         "catalog (meta.datasets) in one transaction. A refused file leaves the previous data untouched."))
     sub = ap.add_subparsers(dest="cmd", required=True)
 
-    p = sub.add_parser("csv", help="CSV with coordinate columns (CP949/EUC-KR/UTF-8/UTF-8-BOM)")
+    p = sub.add_parser("csv", help="CSV, JSON array of objects, JSON Lines or .xlsx sheet with coordinate columns "
+                                   "(CP949/EUC-KR/UTF-8/UTF-8-BOM); columns typed by content")
     p.add_argument("file", type=Path)
     p.add_argument("--table", required=True, help="target table, e.g. public.bike_stations (layer tables use "
                                                    "their recipe; other tables keep every column as text)")
@@ -56,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep rows where COL equals VALUE (repeatable; same column = OR), "
                         "e.g. 제공기관명=세종특별자치시")
     p.add_argument("--region", help="region for layer recipes (bike_stations: 제공기관명), default 세종특별자치시")
+    p.add_argument("--types", action="append", metavar="COL=TYPE",
+                   help="column type instead of the one read from the content: integer, numeric, date, timestamp, "
+                        "boolean or text (repeatable), e.g. 우편번호=text")
+    p.add_argument("--sheet", help=".xlsx: sheet name or number (default: the first sheet)")
+    p.add_argument("--header-row", metavar="N|N-M",
+                   help=".xlsx: sheet row of the column names, or the rows of stacked headings (e.g. 5-7); "
+                        "default: the first row with two values")
+    p.add_argument("--no-geometry", dest="geometry", action="store_false",
+                   help="a table without coordinates (e.g. population per 행정동, joined by name)")
     p.add_argument("--licence", default=""), p.add_argument("--title", default="")
     p.add_argument("--attribution", default="")
     _common(p)
@@ -178,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
                            lon_col=args.lon_col, x_col=args.x_col, y_col=args.y_col, epsg=args.epsg,
                            where=args.where, licence=args.licence, title=args.title,
                            attribution=args.attribution, region=args.region, max_rows=args.max_rows,
-                           dm=args.dm, member=args.member, **trust)
+                           dm=args.dm, member=args.member, types=args.types, sheet=args.sheet,
+                           header_row=args.header_row, geometry=args.geometry, **trust)
         elif args.cmd == "file":
             from loaders.fileload import load_file
 
@@ -203,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {format_reject(r)}")
         if len(res.rejects) > 50:
             print(f"  … and {len(res.rejects) - 50:,} more")
+    if res.quality:
+        from loaders.quality import summary_lines
+
+        for line in summary_lines(res.quality):
+            print(line)
     print(f"{res.table}: {res.rows:,} rows (set aside {len(res.rejects) or res.skipped}, geometries repaired "
           f"{res.repaired}, data_version {res.data_version})")
     return 0

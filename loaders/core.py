@@ -6,7 +6,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from decimal import Decimal
@@ -73,6 +73,18 @@ class TableSpec:
         return [*cols, "geom"] if self.geom_type else cols
 
 
+@dataclass(frozen=True)
+class ColumnBatch:
+    """Rows given as columns (equal-length sequences; a load column not among them is NULL): producers yielding
+    these instead of one mapping per row skip building a dict per row."""
+
+    columns: Mapping[str, Sequence[Any]]
+    size: int
+
+
+Rows = Iterable[Mapping[str, Any] | ColumnBatch]
+
+
 @dataclass
 class SourceFile:
     """One source file of a load, recorded in the catalog."""
@@ -110,6 +122,7 @@ class LoadResult:
     data_version: int
     rejects: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    quality: dict[str, Any] = field(default_factory=dict)  # the data-quality report stored with this version
 
 
 @dataclass
@@ -121,9 +134,16 @@ class RowStats:
     notes: list[str] = field(default_factory=list)
     rejects: list[dict[str, Any]] = field(default_factory=list)
 
+    type_failures: dict[str, int] = field(default_factory=dict)  # per source column, rows set aside for a value
+
     def reject(self, file: str, line: int, column: str, reason: str) -> None:
         """Set a row aside (the load refuses unless its BadRows policy allows this many)."""
         self.rejects.append({"file": file, "line": line, "column": column, "reason": reason})
+
+    def type_failure(self, file: str, line: int, column: str, reason: str) -> None:
+        """Set a row aside because a value does not read as its column's type (counted for the quality report)."""
+        self.type_failures[column] = self.type_failures.get(column, 0) + 1
+        self.reject(file, line, column, reason)
 
 
 @dataclass(frozen=True)
@@ -212,12 +232,15 @@ def prepare(dsn: str, specs: Iterable[TableSpec]) -> None:
 
 
 _ESC = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_SPECIAL = re.compile(r"[\\\t\n\r]")
+NULL = "\\N"
+COPY_BATCH = 10_000  # rows per COPY round trip
 
 
 def _copy_value(v: Any) -> str:
     """One value in COPY text format."""
     if v is None:
-        return "\\N"
+        return NULL
     if isinstance(v, bool):
         return "t" if v else "f"
     if isinstance(v, (int, float, Decimal)):
@@ -229,37 +252,115 @@ def _copy_value(v: Any) -> str:
     return str(v).translate(_ESC)
 
 
+_PLAIN: dict[type, Any] = {int: str, float: str, Decimal: str, datetime: datetime.isoformat, date: date.isoformat,
+                           time: time.isoformat, bool: lambda b: "t" if b else "f"}
+
+
+def _column_text(values: list[Any]) -> list[str]:
+    """One column of a batch in COPY text format: one conversion per column type instead of per-value dispatch."""
+    kinds = set(map(type, values))
+    has_null = type(None) in kinds
+    kinds.discard(type(None))
+    if not kinds:
+        return [NULL] * len(values)
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        if kind is str:
+            if _SPECIAL.search("".join([v for v in values if v is not None] if has_null else values)):
+                values = [v if v is None else v.translate(_ESC) for v in values]
+            return [NULL if v is None else v for v in values] if has_null else values
+        fmt = _PLAIN.get(kind)
+        if fmt is not None:
+            if has_null:
+                return [NULL if v is None else fmt(v) for v in values]
+            return list(map(fmt, values))
+    return list(map(_copy_value, values))
+
+
+class TextSample:
+    """The first 2,000 non-ASCII values of each text column (and the first holding U+FFFD), gathered while the rows
+    go to COPY, so the mis-decoding check needs no scan of the staging table."""
+
+    LIMIT = 2000
+
+    def __init__(self, columns: Iterable[str]) -> None:
+        self.values: dict[str, list[str]] = {c: [] for c in columns}
+        self.fffd: dict[str, str] = {}
+
+    def add(self, name: str, column: list[Any]) -> None:
+        """One column of a batch (values as loaded: str, or what COPY writes for others)."""
+        present = [v if type(v) is str else _stored_text(v) for v in column if v is not None]
+        joined = "".join(present)
+        if joined.isascii():
+            return
+        found = self.values[name]
+        if len(found) < self.LIMIT:
+            found.extend([v for v in present if not v.isascii()][:self.LIMIT - len(found)])
+        if name not in self.fffd and "\ufffd" in joined:
+            self.fffd[name] = next(v for v in present if "\ufffd" in v)
+
+    def of(self, name: str) -> list[str]:
+        """The values to judge for one column (as SELECTed before: the non-ASCII ones, then one with U+FFFD)."""
+        return self.values.get(name, []) + ([self.fffd[name]] if name in self.fffd else [])
+
+
+def _stored_text(v: Any) -> str:
+    """A non-str value as a text column stores it."""
+    return json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else _copy_value(v)
+
+
+def copy_text(batch: list[Mapping[str, Any]] | ColumnBatch, cols: list[str], sample: TextSample | None = None) -> str:
+    """Rows in COPY text format (tab-separated, \\N for NULL, backslash escapes), built column by column."""
+    if isinstance(batch, ColumnBatch):
+        given = batch.columns
+        raw = [list(given[c]) if c in given else [None] * batch.size for c in cols]
+    else:
+        raw = [[row.get(c) for row in batch] for c in cols]
+    if sample is not None:
+        for c, values in zip(cols, raw, strict=True):
+            if c in sample.values:
+                sample.add(c, values)
+    columns = [_column_text(values) for values in raw]
+    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+
+
 def max_rows_default() -> int:
     """Row limit per load: SEJONG_LOADER_MAX_ROWS or 5,000,000."""
     return int(os.environ.get("SEJONG_LOADER_MAX_ROWS", DEFAULT_MAX_ROWS))
 
 
-def _copy_rows(cur: psycopg2.extensions.cursor, staging: sql.Composed, cols: list[str],
-               rows: Iterable[Mapping[str, Any]], label: str, max_rows: int, total: int | None) -> int:
-    """Stream rows into the staging table with COPY in batches; returns the row count."""
+def _copy_rows(cur: psycopg2.extensions.cursor, staging: sql.Composed, cols: list[str], rows: Rows, label: str,
+               max_rows: int, total: int | None, sample: TextSample | None = None) -> int:
+    """Stream rows (mappings or ColumnBatch blocks) into the staging table with COPY in batches; returns the count."""
     copy = sql.SQL("COPY {} ({}) FROM STDIN").format(staging, sql.SQL(", ").join(map(sql.Identifier, cols)))
-    copy_text = copy.as_string(cur)
+    copy_sql = copy.as_string(cur)
     progress = Progress(label, total)
-    buf = io.StringIO()
+    batch: list[Mapping[str, Any]] = []
     n = 0
-    pending = 0
+
+    def send(block: list[Mapping[str, Any]] | ColumnBatch) -> None:
+        cur.copy_expert(copy_sql, io.StringIO(copy_text(block, cols, sample)), size=1 << 20)
+        progress.tick(block.size if isinstance(block, ColumnBatch) else len(block))
+
     for row in rows:
-        n += 1
-        if n > max_rows:
+        size = row.size if isinstance(row, ColumnBatch) else 1
+        if n + size > max_rows:
             raise LoadError(f"{label}: more than {max_rows:,} rows — refused by the row limit "
                             f"(raise it with --max-rows or SEJONG_LOADER_MAX_ROWS)")
-        buf.write("\t".join(_copy_value(row.get(c)) for c in cols))
-        buf.write("\n")
-        pending += 1
-        progress.tick()
-        if pending >= 5000:
-            buf.seek(0)
-            cur.copy_expert(copy_text, buf)
-            buf = io.StringIO()
-            pending = 0
-    if pending:
-        buf.seek(0)
-        cur.copy_expert(copy_text, buf)
+        n += size
+        if isinstance(row, ColumnBatch):
+            if batch:
+                send(batch)
+                batch = []
+            if row.size:
+                send(row)
+            continue
+        batch.append(row)
+        if len(batch) >= COPY_BATCH:
+            send(batch)
+            batch = []
+    if batch:
+        send(batch)
     progress.finish()
     return n
 
@@ -278,7 +379,7 @@ def max_shrink_default() -> float:
     return float(os.environ.get("SEJONG_LOADER_MAX_SHRINK", DEFAULT_MAX_SHRINK))
 
 
-def load_table(dsn: str, spec: TableSpec, rows: Iterable[Mapping[str, Any]], *, label: str,
+def load_table(dsn: str, spec: TableSpec, rows: Rows, *, label: str,
                sources: list[SourceFile], meta: Meta, stats: RowStats | None = None,
                max_rows: int | None = None, total: int | None = None, bad_rows: BadRows | None = None,
                replace: bool = False, max_shrink: float | None = None) -> LoadResult:
@@ -303,18 +404,20 @@ def load_table(dsn: str, spec: TableSpec, rows: Iterable[Mapping[str, Any]], *, 
             cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stg))
             cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(stg, spec.ident()))
             cols = spec.load_columns()
-            n = _copy_rows(cur, stg, cols, rows, label, max_rows, total)
+            sample = TextSample(c.name for c in spec.columns if c.pgtype == "text" and c.name in cols)
+            n = _copy_rows(cur, stg, cols, rows, label, max_rows, total, sample)
             _check_rejects(stats, bad_rows, n, label)
             if n == 0:
                 raise LoadError(f"{label}: zero rows to load (empty file or nothing matched the filter)")
             for src in sources:
                 src.rows = src.rows or stats.per_source.get(src.file, n if len(sources) == 1 else 0)
-            _check_text(cur, spec, stg, label)
+            _check_text(spec, sample, label)
             repaired = _repair(cur, spec, stg)
             _check_unique(cur, spec, stg, label)
             if not replace:
                 _check_shrink(cur, spec, stg, n, label, max_shrink)
             version = _swap(cur, spec, stg, meta, sources, stats, repaired)
+            quality = _quality(cur, spec, stats, repaired, sources, version)
             cur.execute(sql.SQL("DROP TABLE {}").format(stg))
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(spec.ident()))
             total_rows = int(_one(cur))
@@ -328,7 +431,18 @@ def load_table(dsn: str, spec: TableSpec, rows: Iterable[Mapping[str, Any]], *, 
     finally:
         conn.close()
     return LoadResult(spec.qualified, total_rows if spec.replace_by else n, len(stats.rejects) or stats.skipped,
-                      repaired, version, list(stats.rejects), list(stats.notes))
+                      repaired, version, list(stats.rejects), list(stats.notes), quality)
+
+
+def _quality(cur: psycopg2.extensions.cursor, spec: TableSpec, stats: RowStats, repaired: int,
+             sources: list[SourceFile], version: int) -> dict[str, Any]:
+    """The data-quality report of the rows now in the table, stored with this data version (same transaction)."""
+    from loaders import quality
+
+    doc = quality.report(cur, spec, stats, repaired, sources, quality.region_bbox())
+    cur.execute("SELECT loaded_at FROM meta.datasets WHERE table_name = %s", (spec.qualified,))
+    quality.store(cur, spec.qualified, version, _one(cur), doc)
+    return doc
 
 
 def format_reject(r: Mapping[str, Any]) -> str:
@@ -389,18 +503,12 @@ def _check_schema(cur: psycopg2.extensions.cursor, spec: TableSpec, label: str, 
     ensure_table(cur.connection, spec)
 
 
-def _check_text(cur: psycopg2.extensions.cursor, spec: TableSpec, stg: sql.Composed, label: str) -> None:
+def _check_text(spec: TableSpec, sample: TextSample, label: str) -> None:
     """Refuse text columns holding U+FFFD or mojibake (a wrong encoding must never be stored)."""
     from loaders.textio import mojibake_reason
 
     for c in spec.columns:
-        if c.pgtype != "text":
-            continue
-        col = sql.Identifier(c.name)
-        cur.execute(sql.SQL("SELECT {c} FROM {t} WHERE {c} ~ '[^\\x01-\\x7f]' LIMIT 2000").format(c=col, t=stg))
-        values = [str(r[0]) for r in cur.fetchall()]
-        cur.execute(sql.SQL("SELECT {c} FROM {t} WHERE strpos({c}, U&'\\FFFD') > 0 LIMIT 1").format(c=col, t=stg))
-        values += [str(r[0]) for r in cur.fetchall()]
+        values = sample.of(c.name) if c.pgtype == "text" else []
         why = mojibake_reason(values) if values else None
         if why:
             raise LoadError(f"{label}: column {c.name}: {why}; the file's text encoding was read wrong — "
@@ -451,6 +559,30 @@ def _check_unique(cur: psycopg2.extensions.cursor, spec: TableSpec, stg: sql.Com
         raise LoadError(f"{label}: column {spec.pk}: value {row[0]!r} occurs {row[1]} times (must be unique)")
 
 
+def _drop_indexes(cur: psycopg2.extensions.cursor, spec: TableSpec, keys: bool) -> list[sql.Composable]:
+    """Drop the target's indexes in the load's transaction and return the statements building them again once the
+    rows are in (one bulk build, sorted GiST, instead of an index insertion per row). Indexes backing a constraint
+    go only with `keys` (the table was emptied) and when no foreign key refers to the table. The definitions come
+    from the catalog (pg_get_indexdef / pg_get_constraintdef), never from user text."""
+    rebuild: list[sql.Composable] = []
+    if keys:
+        cur.execute("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = to_regclass(%s) "
+                    "AND contype IN ('p', 'u') AND NOT EXISTS (SELECT 1 FROM pg_constraint f "
+                    "WHERE f.confrelid = to_regclass(%s))", (spec.qualified, spec.qualified))
+        for name, definition in cur.fetchall():
+            cur.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(spec.ident(), sql.Identifier(name)))
+            rebuild.append(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} ").format(spec.ident(), sql.Identifier(name))
+                           + sql.SQL(definition))
+    cur.execute("SELECT n.nspname, c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+                "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE i.indrelid = to_regclass(%s) "
+                "AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)", (spec.qualified,))
+    for schema, name, definition in cur.fetchall():
+        cur.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(schema, name)))
+        rebuild.append(sql.SQL(definition))
+    return rebuild
+
+
 def _swap(cur: psycopg2.extensions.cursor, spec: TableSpec, stg: sql.Composed, meta: Meta,
           sources: list[SourceFile], stats: RowStats, repaired: int) -> int:
     """Replace the target's rows and bump the catalog in the current transaction."""
@@ -459,9 +591,15 @@ def _swap(cur: psycopg2.extensions.cursor, spec: TableSpec, stg: sql.Composed, m
         key = sql.Identifier(spec.replace_by)
         cur.execute(sql.SQL("DELETE FROM {t} WHERE {k} IN (SELECT DISTINCT {k} FROM {s})").format(
             t=spec.ident(), k=key, s=stg))
+        # A partial replace keeps the indexes: dropping one would lock readers out of the rows that stay until
+        # commit (a full replace holds that lock anyway, for its TRUNCATE).
+        rebuild: list[sql.Composable] = []
     else:
         cur.execute(sql.SQL("TRUNCATE {}").format(spec.ident()))
+        rebuild = _drop_indexes(cur, spec, keys=True)
     cur.execute(sql.SQL("INSERT INTO {} ({c}) SELECT {c} FROM {}").format(spec.ident(), stg, c=cols))
+    for ddl in rebuild:
+        cur.execute(ddl)
     cur.execute(sql.SQL("SELECT count(*) FROM {}").format(spec.ident()))
     rows_now = int(_one(cur))
     cur.execute("SELECT sources FROM meta.datasets WHERE table_name = %s FOR UPDATE", (spec.qualified,))

@@ -18,7 +18,7 @@ from loaders.coords import Coords
 from loaders.core import Column, RowStats
 from loaders.errors import LoadError
 from loaders.textio import decode_file
-from loaders.values import CONVERTERS
+from loaders.values import CONVERTERS, PG_TYPES, infer_types, type_name
 
 CHUNK = 5000
 
@@ -48,6 +48,7 @@ class CsvRecipe:
     coords: Coords = field(default_factory=Coords)
     extra: Callable[[dict[str, str]], dict[str, Any]] | None = None
     id_column: str | None = "id"
+    set_aside_bad_values: bool = False  # a value its column's type cannot read: set the row aside (else refuse)
 
 
 def _norm(name: str) -> str:
@@ -82,17 +83,54 @@ def sanitize_names(header: list[str]) -> list[str]:
     return out
 
 
-def generic_recipe(header: list[str]) -> tuple[CsvRecipe, list[Column]]:
-    """A recipe keeping every column as text (original header as comment)."""
+def generic_recipe(header: list[str], kinds: list[str] | None = None) -> tuple[CsvRecipe, list[Column]]:
+    """A recipe for a table without a bundled recipe: each column of its kind (default text; see typed_recipe),
+    the original header as its comment."""
     names = sanitize_names(header)
-    fields = [Field(n, h) for n, h in zip(names, header, strict=True)]
-    cols = [Column("id", "integer"), *(Column(n, "text", h) for n, h in zip(names, header, strict=True))]
-    return CsvRecipe(fields=fields), cols
+    kinds = kinds or ["text"] * len(header)
+    fields = [Field(n, h, k) for n, h, k in zip(names, header, kinds, strict=True)]
+    cols = [Column("id", "integer"),
+            *(Column(n, PG_TYPES[k], h) for n, h, k in zip(names, header, kinds, strict=True))]
+    return CsvRecipe(fields=fields, set_aside_bad_values=True), cols
 
 
-def read_header(path: Path, encoding: str = "auto", label: str | None = None) -> list[str]:
-    """The CSV header row (decoded)."""
-    text, _ = decode_file(path, encoding, label)
+def parse_types(items: list[str] | None, header: list[str]) -> dict[str, str]:
+    """['인구=integer', ...] -> {source header: type}; a header that is not in the file is refused."""
+    out: dict[str, str] = {}
+    by_name = {**dict(zip(sanitize_names(header), header, strict=True)), **{h: h for h in header}}
+    for item in items or []:
+        col, sep, kind = item.rpartition("=")
+        if not sep or not col.strip():
+            raise LoadError(f"--types {item!r}: expected COLUMN=TYPE, e.g. 인구수=integer")
+        if col.strip() not in by_name:
+            raise LoadError(f"--types {item!r}: no column {col.strip()!r} (columns: {', '.join(header)})")
+        try:
+            out[by_name[col.strip()]] = type_name(kind)
+        except ValueError as exc:
+            raise LoadError(f"--types {item!r}: {exc}") from None
+    return out
+
+
+def typed_recipe(header: list[str], text: str, types: list[str] | None = None,
+                 skip: int = 1) -> tuple[CsvRecipe, list[Column]]:
+    """A generic recipe whose columns are typed by content (integer, numeric, date, timestamp, boolean, text) over
+    every row of the CSV text (skipping `skip` header lines); `types` (COL=TYPE) overrides."""
+    reader = csv.reader(io.StringIO(text))
+    for _ in range(skip):
+        next(reader, None)
+    try:
+        kinds = infer_types(header, reader)
+    except csv.Error:
+        kinds = ["text"] * len(header)  # the row pass reports the malformed line
+    for col, kind in parse_types(types, header).items():
+        kinds[header.index(col)] = kind
+    return generic_recipe(header, kinds)
+
+
+def read_header(path: Path, encoding: str = "auto", label: str | None = None, text: str | None = None) -> list[str]:
+    """The CSV header row (decoded; `text`: the file already decoded)."""
+    if text is None:
+        text, _ = decode_file(path, encoding, label)
     first = next(csv.reader(io.StringIO(text)), [])
     return [h.strip().lstrip("\ufeff") for h in first]
 
@@ -101,13 +139,14 @@ class CsvRows:
     """Iterates typed rows of a CSV file (geometry as EWKT in EPSG:5186)."""
 
     def __init__(self, path: Path, recipe: CsvRecipe, *, encoding: str = "auto", label: str | None = None,
-                 stats: RowStats | None = None, region: crs.Bbox | None = None) -> None:
+                 stats: RowStats | None = None, region: crs.Bbox | None = None, text: str | None = None) -> None:
         self.path = path
         self.recipe = recipe
         self.label = label or path.name
         self.stats = stats or RowStats()
         self.region = region
-        self.text, self.encoding = decode_file(path, encoding, self.label)
+        # text: the table already decoded (a CSV read once to type its columns, or JSON/xlsx records as CSV)
+        self.text, self.encoding = (text, "utf-8") if text is not None else decode_file(path, encoding, self.label)
         self.total = max(self.text.count("\n") - 1, 1)
         self.swapped = 0
 
@@ -151,6 +190,8 @@ class CsvRows:
                 if not self._keep(rec):
                     continue
                 row = self._convert(rec, mapping, converters, line)
+                if row is None:
+                    continue
                 xy = self._xy(rec, coords, line)
                 if xy is None:
                     continue
@@ -174,17 +215,22 @@ class CsvRows:
         return self.recipe.row_filter is None or self.recipe.row_filter(rec)
 
     def _convert(self, rec: dict[str, str], mapping: dict[str, str | None],
-                 converters: dict[str, tuple[Callable[[Any], Any], str]], line: int) -> dict[str, Any]:
+                 converters: dict[str, tuple[Callable[[Any], Any], str]], line: int) -> dict[str, Any] | None:
+        """The typed row; None when a value does not read as its column's type and the row was set aside."""
         row: dict[str, Any] = {}
         for col, src in mapping.items():
             if src is None:
                 row[col] = None
                 continue
-            fn, _ = converters[col]
+            fn, kind = converters[col]
             try:
                 row[col] = fn(rec[src])
             except ValueError as exc:
-                raise LoadError(f"{self.label} line {line}, column {src}: {exc}") from None
+                if not self.recipe.set_aside_bad_values:
+                    raise LoadError(f"{self.label} line {line}, column {src}: {exc}") from None
+                self.stats.type_failure(self.label, line, src, f"{exc} (column typed {kind}; "
+                                        f"override with --types {src}=text)")
+                return None
         if self.recipe.extra:
             row.update(self.recipe.extra(rec))
         return row

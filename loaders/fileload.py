@@ -14,11 +14,11 @@ import pandas as pd
 
 from loaders.core import BadRows, Column, LoadResult, Meta, RowStats, SourceFile, TableSpec, load_table
 from loaders.crs import Bbox
-from loaders.csvload import Coords, CsvRecipe, CsvRows, generic_recipe, parse_where, read_header, sanitize_names
+from loaders.csvload import Coords, CsvRecipe, CsvRows, parse_where, read_header, sanitize_names, typed_recipe
 from loaders.errors import LoadError
 from loaders.layouts import building_rows, detect, parcel_rows, read_prices
 from loaders.recipes import sha256
-from loaders.textio import member_names
+from loaders.textio import decode_file, member_names
 from loaders.vector import ewkb, geometry_kind, read_vector
 
 
@@ -57,33 +57,51 @@ def load_csv(dsn: str, path: Path, table: str, *, encoding: str = "auto", lat_co
              epsg: int | None = None, where: list[str] | None = None, licence: str = "", title: str = "",
              attribution: str = "", region: str | None = None, max_rows: int | None = None,
              bbox: Bbox | None = None, dm: bool | None = None, bad_rows: BadRows | None = None,
-             replace: bool = False, max_shrink: float | None = None, member: str | None = None) -> LoadResult:
-    """Load a CSV (or a CSV member of a zip): a layer table uses its recipe, any other table gets every column as
-    text. bbox: the deployment's region the points must fall in (None: anywhere in Korea)."""
+             replace: bool = False, max_shrink: float | None = None, member: str | None = None,
+             types: list[str] | None = None, sheet: str | None = None, header_row: str | None = None,
+             geometry: bool = True) -> LoadResult:
+    """Load a CSV, a JSON array of objects, JSON Lines or an .xlsx sheet (or such a member of a zip): a layer table
+    uses its recipe, any other table gets its columns typed by content (`types`: COL=TYPE overrides).
+    bbox: the deployment's region the points must fall in (None: anywhere in Korea); geometry=False: no
+    coordinates, an attribute table."""
+    from loaders import tabular
+
+    opts: dict[str, Any] = {
+        "encoding": encoding, "lat_col": lat_col, "lon_col": lon_col, "x_col": x_col, "y_col": y_col, "epsg": epsg,
+        "where": where, "licence": licence, "title": title, "attribution": attribution, "region": region,
+        "max_rows": max_rows, "bbox": bbox, "dm": dm, "bad_rows": bad_rows, "replace": replace,
+        "max_shrink": max_shrink, "types": types, "geometry": geometry}
     if path.suffix.lower() == ".zip":
-        with zip_member(path, member) as (inner, source):
-            return _load_csv(dsn, inner, table, source, encoding=encoding, lat_col=lat_col, lon_col=lon_col,
-                             x_col=x_col, y_col=y_col, epsg=epsg, where=where, licence=licence, title=title,
-                             attribution=attribution, region=region, max_rows=max_rows, bbox=bbox, dm=dm,
-                             bad_rows=bad_rows, replace=replace, max_shrink=max_shrink)
-    return _load_csv(dsn, path, table, SourceFile(path.name, sha256(path)), encoding=encoding, lat_col=lat_col,
-                     lon_col=lon_col, x_col=x_col, y_col=y_col, epsg=epsg, where=where, licence=licence,
-                     title=title, attribution=attribution, region=region, max_rows=max_rows, bbox=bbox, dm=dm,
-                     bad_rows=bad_rows, replace=replace, max_shrink=max_shrink)
+        with zip_member(path, member, (".csv", ".txt", ".tsv", *tabular.SUFFIXES)) as (inner, source):
+            text = tabular.as_csv_text(inner, encoding, sheet, header_row, inner.name)
+            return _load_csv(dsn, inner, table, source, text=text, **opts)
+    text = tabular.as_csv_text(path, encoding, sheet, header_row, path.name)
+    return _load_csv(dsn, path, table, SourceFile(path.name, sha256(path)), text=text, **opts)
 
 
 def _load_csv(dsn: str, path: Path, table: str, source: SourceFile, *, encoding: str, lat_col: str | None,
               lon_col: str | None, x_col: str | None, y_col: str | None, epsg: int | None, where: list[str] | None,
               licence: str, title: str, attribution: str, region: str | None, max_rows: int | None,
               bbox: Bbox | None, dm: bool | None, bad_rows: BadRows | None, replace: bool,
-              max_shrink: float | None) -> LoadResult:
+              max_shrink: float | None, types: list[str] | None, geometry: bool, text: str | None) -> LoadResult:
     known = known_csv_recipe(table, region)
+    if not geometry or (known and (types or text is not None)):
+        from loaders import tabular
+
+        if known:
+            raise LoadError(f"{table} is a layer table with a bundled recipe: it takes its CSV as published "
+                            f"(no --types, --no-geometry, JSON or xlsx); load into another --table")
+        return tabular.load_attributes(dsn, path, table, source, encoding=encoding, where=where, types=types,
+                                       meta=Meta(title or path.stem, licence, attribution), max_rows=max_rows,
+                                       bad_rows=bad_rows, replace=replace, max_shrink=max_shrink, text=text)
     if known:
         spec, recipe, meta = known
         meta = Meta(title or meta.title, licence or meta.licence, attribution or meta.attribution)
     else:
-        header = read_header(path, encoding, path.name)
-        recipe, cols = generic_recipe(header)
+        if text is None:
+            text, _ = decode_file(path, encoding, path.name)
+        header = read_header(path, encoding, path.name, text=text)
+        recipe, cols = typed_recipe(header, text, types)
         spec = TableSpec(table, cols, "Point")
         meta = Meta(title or path.stem, licence, attribution)
     recipe.where = {**recipe.where, **parse_where(where)}
@@ -94,7 +112,7 @@ def _load_csv(dsn: str, path: Path, table: str, source: SourceFile, *, encoding:
     elif epsg or dm is not None:
         recipe.coords = Coords(epsg=epsg, dm=dm)
     stats = RowStats()
-    rows = CsvRows(path, recipe, encoding=encoding, label=path.name, stats=stats, region=bbox)
+    rows = CsvRows(path, recipe, encoding=encoding, label=path.name, stats=stats, region=bbox, text=text)
     return load_table(dsn, spec, rows, label=path.name, sources=[source], meta=meta, stats=stats,
                       max_rows=max_rows, total=rows.total, bad_rows=bad_rows, replace=replace,
                       max_shrink=max_shrink)

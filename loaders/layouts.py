@@ -12,6 +12,7 @@ from typing import Any
 import geopandas as gpd
 
 from loaders import values
+from loaders.core import ColumnBatch
 from loaders.errors import LoadError
 from loaders.textio import decode_file
 from loaders.vector import ewkb
@@ -92,7 +93,7 @@ def split_jibun(label: str | None) -> tuple[str | None, str | None]:
     if not label:
         return None, None
     parts = label.split()
-    if len(parts) >= 2 and not any(ch.isdigit() for ch in parts[-1]):
+    if len(parts) >= 2 and not any(map(str.isdigit, parts[-1])):
         return "".join(parts[:-1]), parts[-1]
     return "".join(parts), None
 
@@ -126,21 +127,40 @@ def read_prices(path: Path, encoding: str = "auto") -> dict[str, tuple[int, int 
     return out
 
 
+def _column(frame: gpd.GeoDataFrame, name: str, fn: Callable[[Any], Any], label: str) -> list[Any]:
+    """One attribute (case-insensitive; absent: all None) converted by fn; a bad value names its feature."""
+    by_upper = {str(c).upper(): c for c in frame.columns if c != frame.geometry.name}
+    if name.upper() not in by_upper:
+        return [fn(None)] * len(frame)
+    raw = frame[by_upper[name.upper()]].tolist()
+    try:
+        return list(map(fn, raw))
+    except ValueError:
+        for i, v in enumerate(raw, start=1):
+            try:
+                fn(v)
+            except ValueError as exc:
+                raise LoadError(f"{label} feature {i}, column {name}: {exc}") from None
+        raise
+
+
 def parcel_rows(frame: gpd.GeoDataFrame, layout: str, label: str,
-                prices: Mapping[str, tuple[int, int | None]] | None = None) -> Iterator[dict[str, Any]]:
-    """Rows for public.land_parcels from an LSMD_CONT_LDREG / AL_D002 frame (PNU validated)."""
-    geoms = ewkb(frame.geometry.values)
+                prices: Mapping[str, tuple[int, int | None]] | None = None,
+                chunk: int = 10_000) -> Iterator[Mapping[str, Any] | ColumnBatch]:
+    """Rows for public.land_parcels from an LSMD_CONT_LDREG / AL_D002 frame (PNU validated), as column blocks."""
     prices = prices or {}
-    for i, (raw, g) in enumerate(zip(frame.drop(columns=frame.geometry.name).to_dict("records"), geoms,
-                                     strict=True), start=1):
-        r = _Rec(raw, label, i)
-        pnu_col = "PNU" if layout == "lsmd" else "A1"
-        pnu = r.get(pnu_col) or ""
-        if not PNU_RE.match(pnu):
-            raise LoadError(f"{label} feature {i}, column {pnu_col}: {pnu!r} is not a 19-digit PNU")
-        jibun = r.get("JIBUN") if layout == "lsmd" else r.get("A5")
-        lot, jimok = split_jibun(jibun)
-        price = prices.get(pnu)
-        yield {"pnu": pnu, "jibun": jibun, "lot_number": lot, "jimok": jimok,
-               "bchk": r.get("BCHK") if layout == "lsmd" else None,
-               "price": price[0] if price else None, "price_year": price[1] if price else None, "geom": g}
+    pnu_col = "PNU" if layout == "lsmd" else "A1"
+    pnus = _column(frame, pnu_col, values.text, label)
+    for i, pnu in enumerate(pnus, start=1):
+        if pnu is None or not PNU_RE.match(pnu):
+            raise LoadError(f"{label} feature {i}, column {pnu_col}: {pnu or ''!r} is not a 19-digit PNU")
+    jibuns = _column(frame, "JIBUN" if layout == "lsmd" else "A5", values.text, label)
+    bchk = _column(frame, "BCHK", values.text, label) if layout == "lsmd" else [None] * len(frame)
+    lots, jimoks = zip(*map(split_jibun, jibuns), strict=True) if jibuns else ((), ())
+    found = [prices.get(p) for p in pnus] if prices else [None] * len(pnus)
+    geoms = ewkb(frame.geometry.values)
+    for a in range(0, len(frame), chunk):
+        b = min(a + chunk, len(frame))
+        yield ColumnBatch({"pnu": pnus[a:b], "jibun": jibuns[a:b], "lot_number": lots[a:b], "jimok": jimoks[a:b],
+                           "bchk": bchk[a:b], "price": [p[0] if p else None for p in found[a:b]],
+                           "price_year": [p[1] if p else None for p in found[a:b]], "geom": geoms[a:b]}, b - a)

@@ -205,13 +205,13 @@ def read_vector(path: Path, *, epsg: int | None = None, layer: str | None = None
 
 
 def promote_multi(geoms: np.ndarray) -> np.ndarray:
-    """Polygon -> MultiPolygon, LineString -> MultiLineString (others unchanged)."""
+    """Polygon -> MultiPolygon, LineString -> MultiLineString, Point -> MultiPoint (others unchanged), vectorized."""
     out = np.array(geoms, dtype=object)
     types = shapely.get_type_id(out)
-    for single, multi in ((3, shapely.MultiPolygon), (1, shapely.MultiLineString), (0, shapely.MultiPoint)):
+    for single, make in ((3, shapely.multipolygons), (1, shapely.multilinestrings), (0, shapely.multipoints)):
         idx = np.nonzero(types == single)[0]
-        for i in idx:
-            out[i] = multi([out[i]])
+        if len(idx):
+            out[idx] = make(out[idx], indices=np.arange(len(idx)))
     return out
 
 

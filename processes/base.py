@@ -17,6 +17,8 @@ from core.db import Database
 from core.errors import OGCError
 from processes.errors import InputError, JobDismissed
 
+PROGRESS_INTERVAL_S = 1.0
+
 
 @dataclass
 class Context:
@@ -30,13 +32,15 @@ class Context:
     _last: float = 0.0
 
     def progress(self, percent: int, message: str, force: bool = True) -> None:
-        """Record progress; raises JobDismissed when the job was dismissed meanwhile."""
+        """Record progress (at most one write a second, the first and 100 % always); raises JobDismissed when the
+        job was dismissed meanwhile (so a dismissal is noticed within about a second). `force` is accepted for
+        callers that mark a step; the rate limit applies to them too."""
         now = time.monotonic()
-        if self.report is None or (not force and now - self._last < 0.25):
+        if self.report is None or (self._last and now - self._last < PROGRESS_INTERVAL_S and percent < 100):
             return
         self._last = now
         status = self.report(percent, message)
-        if status in (None, "dismissed"):
+        if status != "running":  # dismissed, deleted, or failed by a shutting-down server: stop here
             raise JobDismissed(self.job_id)
 
     def sleep(self, seconds: float) -> None:

@@ -57,14 +57,21 @@ class Demand:
 
 
 def layer(services: dict[str, Any], layer_id: Any, cfg: ProcessesConfig, what: str) -> Layer:
-    """A published layer, or an analysis layer from the processes config; 400 when unknown."""
+    """A published layer the caller may read, or an analysis layer from the processes config; 400 when unknown.
+
+    The caller is services["caller"], captured when the job was submitted (absent: anonymous); a protected layer
+    is 401 for an anonymous caller and as unknown as a typo for one without its role.
+    """
     if not isinstance(layer_id, str) or not layer_id:
         raise InputError(f"{what}.layer must be a layer id (a collection id such as 'facilities')")
-    registry = services["registry"]
+    registry, caller = services["registry"], services.get("caller")
     try:
-        return registry.get(layer_id)  # type: ignore[no-any-return]
+        return registry.get(layer_id, caller)  # type: ignore[no-any-return]
     except NotFound:
-        pass
+        declared = registry.config.layers.get(layer_id)
+        if declared is not None and not declared.public:  # not for this caller, not even as an analysis layer
+            known = sorted({lyr.id for lyr in registry.visible(caller)} | set(cfg.analysis_layers))
+            raise InputError(f"{what}.layer: unknown layer {layer_id!r}; use one of: {', '.join(known)}") from None
     extra = cfg.analysis_layers.get(layer_id)
     cached = _RESOLVED.get(layer_id)
     if extra is not None and cached is not None and time.monotonic() - cached[0] < LAYER_TTL_S:
@@ -72,13 +79,13 @@ def layer(services: dict[str, Any], layer_id: Any, cfg: ProcessesConfig, what: s
     if extra is not None:
         lc = LayerConfig(title=Bilingual(ko=extra.title or layer_id, en=extra.title or layer_id),
                          description=Bilingual(ko="", en=""), table=extra.table, geometry=extra.geometry, id=extra.id,
-                         public=False, tiles=False)
+                         access=[], tiles=False)
         with services["read_db"].connection() as conn:
             found = resolve(conn, layer_id, lc)
         if found is not None:
             _RESOLVED[layer_id] = (time.monotonic(), found)
             return found
-    known = sorted({lyr.id for lyr in registry.public()} | set(cfg.analysis_layers))
+    known = sorted({lyr.id for lyr in registry.visible(caller)} | set(cfg.analysis_layers))
     raise InputError(f"{what}.layer: unknown layer {layer_id!r}; use one of: {', '.join(known)}")
 
 

@@ -6,19 +6,22 @@ import json
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from psycopg2 import sql
 
 from core.db import Database
+from core.errors import TooManyRequests
 from core.schema import migrate
 
 HOST = socket.gethostname()
 
 _COLS = ("job_id", "process_id", "status", "progress", "message", "response", "created", "started", "finished",
-         "updated", "owner_host", "owner_pid", "compute_s")
+         "updated", "owner_host", "owner_pid", "compute_s", "owner", "owner_roles")
+QUOTA_RETRY_AFTER_S = 10  # Retry-After of a 429 for a caller at their concurrent-jobs quota
 
 
 @dataclass
@@ -38,10 +41,26 @@ class Job:
     owner_host: str
     owner_pid: int
     compute_s: float | None
+    owner: str | None = None  # the identity that created it (oidc:<sub>, api-key:<id>); None: anonymous
+    owner_roles: list[str] = field(default_factory=list)  # its roles at creation
 
 
 def _job(row: tuple[Any, ...]) -> Job:
-    return Job(*row)
+    values = list(row)
+    values[-1] = list(values[-1] or ())  # owner_roles: text[] may come back as None from older rows
+    return Job(*values)
+
+
+class _Everyone:
+    """The owner filter of an administrator's job list: every owner."""
+
+
+EVERYONE = _Everyone()
+
+
+def _owned(owner: str | None) -> sql.Composable:
+    """The condition `owned by owner` (one %s parameter unless anonymous); both forms use jobs_owner_idx."""
+    return sql.SQL("owner IS NULL") if owner is None else sql.SQL("owner = %s")
 
 
 class JobStore:
@@ -64,16 +83,32 @@ class JobStore:
         """Migrate the database's own schema, meta.jobs included (core.schema)."""
         migrate(self.db.dsn)
 
-    def create(self, process_id: str, inputs: dict[str, Any], response: str) -> Job:
-        """Register a job as accepted, owned by this process, with a lease."""
+    def create(self, process_id: str, inputs: dict[str, Any], response: str, owner: str | None = None,
+               owner_roles: Iterable[str] = (), max_active: int | None = None) -> Job:
+        """Register a job as accepted, held by this process with a lease and owned by `owner` (None: anonymous).
+
+        With `max_active`, TooManyRequests (429) when the owner already has that many jobs queued or running on any
+        server (all anonymous callers share one count); the check and the insert are serialised per owner.
+        """
         job_id = str(uuid.uuid4())
         with self.db.transaction() as conn, conn.cursor() as cur:
+            if max_active is not None:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sejong-jobs-owner:{owner or ''}",))
+                cur.execute(sql.SQL("SELECT count(*) FROM meta.jobs WHERE {} AND status IN ('accepted', 'running')")
+                            .format(_owned(owner)), [] if owner is None else [owner])
+                active = cur.fetchone()
+                if active is not None and int(active[0]) >= max_active:
+                    who = "anonymous callers" if owner is None else "you"
+                    raise TooManyRequests(f"{who} already have {active[0]} job(s) queued or running, the "
+                                          f"concurrent_jobs quota is {max_active}; retry when one has finished "
+                                          "or dismiss one (DELETE /jobs/{jobId})", QUOTA_RETRY_AFTER_S)
             cur.execute(sql.SQL("INSERT INTO meta.jobs (job_id, process_id, status, message, inputs, response, "
-                                "owner_host, owner_pid, lease_expires) VALUES (%s, %s, 'accepted', 'queued', "
-                                "%s::jsonb, %s, %s, %s, clock_timestamp() + make_interval(secs => %s)) "
+                                "owner_host, owner_pid, lease_expires, owner, owner_roles) VALUES (%s, %s, "
+                                "'accepted', 'queued', %s::jsonb, %s, %s, %s, "
+                                "clock_timestamp() + make_interval(secs => %s), %s, %s::text[]) "
                                 "RETURNING {}").format(sql.SQL(", ").join(map(sql.Identifier, _COLS))),
                         (job_id, process_id, json.dumps(inputs, ensure_ascii=False), response, HOST, os.getpid(),
-                         self.lease_s))
+                         self.lease_s, owner, sorted(set(owner_roles))))
             row = cur.fetchone()
         assert row is not None
         return _job(row)
@@ -87,10 +122,13 @@ class JobStore:
         return _job(row) if row else None
 
     def list_jobs(self, limit: int, offset: int = 0, process_id: str | None = None,
-             status: list[str] | None = None) -> list[Job]:
-        """Jobs, newest first."""
+                  status: list[str] | None = None, owner: str | _Everyone | None = None) -> list[Job]:
+        """Jobs of one owner (None: the anonymous ones; EVERYONE: all), newest first."""
         conds: list[sql.Composable] = [sql.SQL("TRUE")]
         params: list[Any] = []
+        if not isinstance(owner, _Everyone):
+            conds.append(_owned(owner))
+            params += [] if owner is None else [owner]
         if process_id:
             conds.append(sql.SQL("process_id = %s"))
             params.append(process_id)

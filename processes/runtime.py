@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -33,6 +34,7 @@ class Runtime:
         self.db = Database(dsn, config.workers + 4, 600_000, read_only=False, application_name="sejong-processes")
         self.store = JobStore(self.db, config.lease_s)
         self._pool: ThreadPoolExecutor | None = None
+        self._sync_pool: ThreadPoolExecutor | None = None  # max_sync threads: a sync job never waits behind a queue
         self._pid = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -84,17 +86,33 @@ class Runtime:
             except Exception:
                 LOGGER.exception("processes maintenance failed")
 
-    def pool(self) -> ThreadPoolExecutor:
-        """The worker pool of this process (re-created after a fork)."""
+    def pool(self, sync: bool = False) -> ThreadPoolExecutor:
+        """The worker pool of this process, or its own pool of synchronous executions (both re-created after a
+        fork)."""
         with self._lock:
-            if self._pool is None or self._pid != os.getpid():
-                self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="job")
+            if self._pid != os.getpid():
+                self._pool = self._sync_pool = None
                 self._pid = os.getpid()
+            if sync:
+                if self._sync_pool is None:
+                    self._sync_pool = ThreadPoolExecutor(self.config.max_sync, thread_name_prefix="sync-job")
+                return self._sync_pool
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="job")
             return self._pool
 
-    def submit(self, job: Job, inputs: dict[str, Any], services: dict[str, Any]) -> Future[dict[str, Any] | None]:
-        """Queue a registered job."""
-        future = self.pool().submit(self._run, job.job_id, job.process_id, inputs, services)
+    def submit(self, job: Job, inputs: dict[str, Any], services: dict[str, Any],
+               sync: bool = False) -> Future[dict[str, Any] | None]:
+        """Queue a registered job; `sync` (the caller holds one of sync_slots): run it in the synchronous pool and
+        give the slot back when the job ends, not when the request stops waiting."""
+        try:
+            future = self.pool(sync).submit(self._run, job.job_id, job.process_id, inputs, services)
+        except BaseException:
+            if sync:
+                self.sync_slots.release()
+            raise
+        if sync:
+            future.add_done_callback(lambda _: self.sync_slots.release())
         with self._lock:
             self._futures[job.job_id] = future
         future.add_done_callback(lambda _: self._forget(job.job_id))
@@ -156,8 +174,17 @@ class Runtime:
                 time.sleep(0.2 * 2**attempt)
 
     def shutdown(self) -> None:
-        """Stop the maintenance thread and the pool (tests)."""
+        """Stop taking jobs; record the held ones as failed (their threads stop at their next progress report,
+        within about a second), cancel the queued ones, stop the maintenance threads."""
         self._stop.set()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        held = self.held()
+        if held:
+            msg = "the server stopped (restart or shutdown) before this job finished; submit it again"
+            err = OGCError(msg).body()
+            for job_id in held:
+                self._settle(functools.partial(self.store.fail, job_id, msg, err))
+            LOGGER.warning("shutdown: %d job(s) recorded as failed", len(held))
+        for pool in (self._pool, self._sync_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
         self.db.close()

@@ -13,7 +13,8 @@ milliseconds. Protocol on one duplex pipe:
    or ``("error", type name, traceback)``.
 
 A child that dies without an answer (the kernel's OOM killer, an abort in HiGHS on ``bad_alloc``) fails its job
-naming the memory limit; the server itself never allocates the model.
+naming the memory limit; the server itself never allocates the model. As with any non-fork start method, each
+child runs the parent's main script as ``__mp_main__`` (gunicorn's and pytest's are guarded and cheap).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import resource
 import signal
@@ -32,6 +34,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+import highspy
 import numpy as np
 
 from processes import siting
@@ -46,10 +49,13 @@ IDLE_S = 1.0  # while the child is silent, the parent checks for dismissal this 
 CHUNK = 1 << 26  # bytes per pipe write of an array
 _START = threading.Lock()  # Process.start() is not thread-safe (multiprocessing's child list)
 _M_ARENA_MAX = -8
+# one BLAS thread per child: every OpenBLAS thread maps its own buffer, which would count against RLIMIT_AS
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+_started: list[bool] = []
 
 
-class SolveMemoryError(InputError):
-    """A solve outgrew the memory limit of its child process: a 400 saying how to shrink the request."""
+class SolveLimitError(InputError):
+    """A solve outgrew its child's memory limit (or its wall-clock margin): a 400 saying how to shrink it."""
 
 
 class SolverCrashed(Exception):
@@ -65,10 +71,26 @@ def _vm_bytes(field: str = "VmSize") -> int:
     return 0
 
 
+def _exit_with(parent: multiprocessing.process.BaseProcess) -> None:
+    parent.join()
+    os._exit(1)
+
+
 def _child(conn: Connection, limit_bytes: int) -> None:
     """Child process main: limit the address space, receive the instance, solve, answer (see the module doc)."""
-    with contextlib.suppress(OSError, AttributeError):  # few malloc arenas: each one reserves 64 MB of address space
-        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, 2)
+    with contextlib.suppress(OSError, AttributeError):  # one malloc arena: each more reserves 64 MB of address space
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, 1)
+    parent = multiprocessing.parent_process()
+    if parent is not None:  # the server died (SIGKILL): stop at once instead of solving for nobody
+        threading.Thread(target=_exit_with, args=(parent,), name="parent-watch", daemon=True).start()
+    with contextlib.suppress(OSError):  # HiGHS prints its banner on stdout in every new process
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    warm = highspy.Highs()  # start HiGHS's worker threads now: their stacks belong to the base, not the budget
+    warm.setOptionValue("output_flag", False)
+    warm.run()
+    del warm
     base = _vm_bytes()
     resource.setrlimit(resource.RLIMIT_AS, (base + limit_bytes, base + limit_bytes))
     try:
@@ -91,8 +113,9 @@ def _child(conn: Connection, limit_bytes: int) -> None:
                 conn.send(("progress", percent, message))
 
         res = MODELS[model](**arrays, **kwargs, progress=progress)
-        conn.send(("result", res, {"vm_peak": _vm_bytes("VmPeak") - base, "rss_peak": _vm_bytes("VmHWM"),
-                                   "vm_base": base}))
+        peak = _vm_bytes("VmPeak") - base
+        conn.send(("result", res, {"vm_peak": peak, "rss_peak": _vm_bytes("VmHWM"), "vm_base": base,
+                                   "limit_reached": peak >= limit_bytes - 2**20}))
     except MemoryError as err:
         try:
             conn.send(("memory", f"{type(err).__name__}: {err}"))
@@ -102,7 +125,7 @@ def _child(conn: Connection, limit_bytes: int) -> None:
         conn.send(("infeasible", str(err), err.demand))
     except siting.SitingInputError as err:
         conn.send(("input", str(err)))
-    except BaseException as err:  # noqa: BLE001 - every failure is reported to the parent
+    except BaseException as err:  # every failure is reported to the parent
         if isinstance(err, (BrokenPipeError, EOFError)):
             os._exit(1)  # the parent is gone or gave up
         try:
@@ -113,9 +136,23 @@ def _child(conn: Connection, limit_bytes: int) -> None:
         conn.close()
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context() -> multiprocessing.context.ForkServerContext:
+    """The forkserver context, its server started (once) with single-threaded BLAS and this module preloaded."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    with _START:
+        if not _started:
+            ctx.set_forkserver_preload([__name__])
+            saved = {k: os.environ.get(k) for k in _ONE_THREAD}
+            os.environ.update(_ONE_THREAD)  # read by the fork server's numpy import only (this one has its BLAS)
+            try:
+                multiprocessing.forkserver.ensure_running()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            _started.append(True)
     return ctx
 
 
@@ -133,7 +170,7 @@ def solve(model: str, arrays: dict[str, np.ndarray], kwargs: dict[str, Any], *, 
     ``progress(percent, message)`` gets the solver's progress, and is called again with the last values every
     :data:`IDLE_S` seconds while the child is silent: an exception from it (``JobDismissed``) kills the child
     and propagates. A child that runs out of memory (or dies without an answer) raises
-    :class:`SolveMemoryError` naming the limit and ``hint``; one that exceeds ``wall_s`` is killed.
+    :class:`SolveLimitError` naming the limit and ``hint``; one that exceeds ``wall_s`` is killed.
     Solver input errors are re-raised as the ``siting`` exceptions the in-process call would raise.
     """
     if model not in MODELS:
@@ -164,10 +201,10 @@ def solve(model: str, arrays: dict[str, np.ndarray], kwargs: dict[str, Any], *, 
                     proc.join(5)
                     if proc.exitcode == 0:
                         raise SolverCrashed("the solver process ended without an answer")
-                    raise SolveMemoryError(f"the solve ended abnormally ({_how(proc)}), most likely over its "
+                    raise SolveLimitError(f"the solve ended abnormally ({_how(proc)}), most likely over its "
                                            f"memory limit of {limit}; {hint}")
                 if time.monotonic() > deadline:
-                    raise SolveMemoryError(f"the solve ran past {wall_s:.0f} s (its time_limit plus a margin) and "
+                    raise SolveLimitError(f"the solve ran past {wall_s:.0f} s (its time_limit plus a margin) and "
                                            f"was stopped; {hint}")
                 progress(*last)
                 continue
@@ -176,14 +213,17 @@ def solve(model: str, arrays: dict[str, np.ndarray], kwargs: dict[str, Any], *, 
                 last = (float(msg[1]), str(msg[2]))
                 progress(*last)
             elif kind == "result":
+                stats = msg[2]
                 LOGGER.info("siting %s solved in a child: peak %.0f MB address space over %.0f MB base, %.0f MB RSS",
-                            model, msg[2]["vm_peak"] / 2**20, msg[2]["vm_base"] / 2**20,
-                            msg[2]["rss_peak"] / 2**20)
+                            model, stats["vm_peak"] / 2**20, stats["vm_base"] / 2**20, stats["rss_peak"] / 2**20)
                 res: siting.SitingResult = msg[1]
-                res.details["solve_process"] = {k: round(v / 2**20, 1) for k, v in msg[2].items()}
+                res.details["solve_process"] = {"peak_mb": round(stats["vm_peak"] / 2**20, 1),
+                                                "rss_peak_mb": round(stats["rss_peak"] / 2**20, 1),
+                                                "base_mb": round(stats["vm_base"] / 2**20, 1),
+                                                "limit_mb": limit_mb, "limit_reached": stats["limit_reached"]}
                 return res
             elif kind == "memory":
-                raise SolveMemoryError(f"the solve ran out of its memory limit of {limit} ({msg[1]}); {hint}")
+                raise SolveLimitError(f"the solve ran out of its memory limit of {limit} ({msg[1]}); {hint}")
             elif kind == "infeasible":
                 raise siting.SitingInfeasibleError(msg[1], msg[2])
             elif kind == "input":

@@ -137,7 +137,8 @@ def network_costs(g: nw.Graph, sites_snap: nw.Snapped, dem_snap: nw.Snapped, lim
             if t < out[idx[j], kk]:
                 out[idx[j], kk] = t
     out[out > limit_s] = np.inf
-    return out / 60.0
+    out /= 60.0  # in place: the matrix is the largest array of a request
+    return out
 
 
 def snap_all(conn: psycopg2.extensions.connection, g: nw.Graph, site_xy: FArray, dem_xy: FArray,

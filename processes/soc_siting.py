@@ -9,10 +9,12 @@ from typing import Any
 import numpy as np
 import shapely
 
+from core.config import ProcessesConfig
 from processes import inputs as inp
 from processes import network as nw
-from processes import results, siting
+from processes import results, sandbox, siting
 from processes import siting_io as sio
+from processes import solve_budget as budget
 from processes.base import Context, Processor
 from processes.errors import InputError
 from processes.siting.capacitated import MAX_PAIRS
@@ -126,6 +128,9 @@ class SocSitingProcessor(Processor):
         if model == "capacitated-p-median" and cells > MAX_PAIRS:
             raise InputError(f"capacitated-p-median: {cells:,} demand-site pairs, more than {MAX_PAIRS:,}; use a "
                              "larger demand.cell_m or fewer candidates")
+        low = budget.before_costs(model, method, len(demand.sample_xy), len(cand.ids) + n_ex)
+        if low.total > cfg.max_solve_memory_mb * budget.MB:
+            raise InputError(_too_big(model, low, cfg.max_solve_memory_mb))
         network = nw.choose_network(services, inputs.get("network"), demand.sample_xy)
         return {"model": model, "mode": mode, "minutes": minutes, "cutoff": cutoff, "time_limit": time_limit,
                 "method": method, "p": p, "capacity": capacity, "decay": decay, "beta": beta,
@@ -161,30 +166,48 @@ class SocSitingProcessor(Processor):
                    "unsnapped_sites": [ids[i] for i in np.flatnonzero(~ssnap.ok)],
                    "unsnapped_samples": int((~dsnap.ok).sum())}
 
-    def solve(self, inputs: dict[str, Any], ctx: Context, c: np.ndarray, w: np.ndarray,
-              existing: np.ndarray) -> siting.SitingResult:
-        """Run the chosen model; solver input errors become 400s."""
-        model, t = inputs["model"], inputs["minutes"]
+    def plan(self, inputs: dict[str, Any], cfg: ProcessesConfig, c: np.ndarray, w: np.ndarray,
+             existing: np.ndarray) -> tuple[str, budget.Estimate, str | None]:
+        """(method, memory estimate, note): refuse (400) what cannot fit max_solve_memory_mb; 'auto' goes
+        heuristic when only that fits."""
+        model, method = inputs["model"], inputs["method"]
+        ests = budget.with_costs(model, method, c, w, existing, inputs["minutes"])
+        limit = cfg.max_solve_memory_mb
+        fits = [e for e in ests if e.total <= limit * budget.MB]
+        if not fits:
+            raise InputError(_too_big(model, ests[-1], limit))
+        if fits[0] is ests[0]:
+            return method, ests[0], None
+        return "heuristic", fits[0], (f"method auto: the exact model would need {ests[0].describe()}, more than "
+                                      f"max_solve_memory_mb {limit:,} MB; solved by the heuristic (proven gap)")
+
+    def solve(self, inputs: dict[str, Any], ctx: Context, c: np.ndarray, w: np.ndarray, existing: np.ndarray,
+              method: str, est: budget.Estimate) -> siting.SitingResult:
+        """Run the chosen model (in a memory-limited child process unless configured off); solver input errors
+        become 400s."""
+        model, t, cfg = inputs["model"], inputs["minutes"], ctx.config
 
         def progress(pct: float, msg: str) -> None:
             ctx.progress(int(35 + 0.6 * pct), msg, force=pct >= 100)
 
-        common: dict[str, Any] = {"existing": existing, "time_limit": inputs["time_limit"], "progress": progress}
-        p = inputs["p"]
-        meth = {"method": inputs["method"]}
+        kwargs: dict[str, Any] = {"existing": existing, "time_limit": inputs["time_limit"], "T": t}
+        if model != "lscp":
+            kwargs["p"] = inputs["p"]
+        if model in ("mclp", "p-median", "max-attendance"):
+            kwargs["method"] = method
+        if model == "p-center":
+            del kwargs["T"]
+        if model == "capacitated-p-median":
+            kwargs["cap"] = np.full(c.shape[1], inputs["capacity"])
+        if model == "max-attendance":
+            kwargs |= {"decay": inputs["decay"], "beta": inputs["beta"]}
+        name = model.replace("-", "_")
         try:
-            if model == "lscp":
-                return siting.lscp(c, t, w, **common)
-            if model == "mclp":
-                return siting.mclp(c, w, p, T=t, **meth, **common)
-            if model == "p-median":
-                return siting.p_median(c, w, p, T=t, **meth, **common)
-            if model == "p-center":
-                return siting.p_center(c, w, p, **common)
-            if model == "capacitated-p-median":
-                return siting.capacitated_p_median(c, w, p, cap=np.full(c.shape[1], inputs["capacity"]), T=t,
-                                                   **common)
-            return siting.max_attendance(c, w, p, T=t, decay=inputs["decay"], beta=inputs["beta"], **meth, **common)
+            if cfg.solve_in_child:
+                return sandbox.solve(name, {"c": c, "w": w}, kwargs, limit_mb=cfg.max_solve_memory_mb,
+                                     progress=progress, wall_s=2 * inputs["time_limit"] + 120,
+                                     hint=budget.hint(model, est.path))
+            return sandbox.MODELS[name](c=c, w=w, progress=progress, **kwargs)
         except siting.SitingInfeasibleError as err:
             raise InputError(self._infeasible(inputs, c, w, err)) from None
         except siting.SitingInputError as err:
@@ -223,8 +246,12 @@ class SocSitingProcessor(Processor):
             raise InputError(f"demand: no demand point reaches any site within {inputs['cutoff']:g} min; check the "
                              "network, raise cutoff_minutes or choose candidates near the demand")
         rows = np.flatnonzero(solvable)
-        ctx.progress(35, f"solving {inputs['model']} on {rows.size} x {len(ids)}")
-        res = self.solve(inputs, ctx, c[rows], w_all[rows], existing)
+        c_rows = c if rows.size == len(c) else c[rows]
+        method, est, note = self.plan(inputs, ctx.config, c_rows, w_all[rows], existing)
+        ctx.progress(35, f"solving {inputs['model']} on {rows.size} x {len(ids)} (memory estimate "
+                         f"{est.total / budget.MB:,.0f} MB)")
+        res = self.solve(inputs, ctx, c_rows, w_all[rows], existing, method, est)
+        del c_rows
         t = inputs["minutes"]
         open_cols = res.open_sites.astype(np.int64)
         assign = np.full(len(w_all), -1, np.int64)
@@ -263,6 +290,7 @@ class SocSitingProcessor(Processor):
             "gap": res.gap, "status": res.status, "solver": res.solver,
             "solve_time_s": round(res.runtime_s, 3), "cost_time_s": round(t_cost, 3),
             "new_site_count": int(res.new_sites.size),
+            "solve_memory": _memory(est, ctx.config, res, note),
             "before": _metrics(c, w_all, existing, t), "after": after,
             "new_sites": [{k: v for k, v in s.items() if k not in ("x", "y", "is_new", "source")} |
                           {"lonlat": _lonlat(s["x"], s["y"])} for s in site_rows if s["is_new"]],
@@ -311,6 +339,26 @@ class SocSitingProcessor(Processor):
             rows.append({**props, "geom_wkb": shapely.to_wkb(shapely.LineString([a, b]))})
         return ({"type": "FeatureCollection", "features": feats},
                 (rows, "LineString", ("수요 배분", "Allocation demand -> site"), LINES_STYLE))
+
+
+def _too_big(model: str, est: budget.Estimate, limit_mb: int) -> str:
+    return (f"{model}: the solve would need {est.describe()}, more than the limit of {limit_mb:,} MB "
+            f"(processes.max_solve_memory_mb); {budget.hint(model, est.path)}")
+
+
+def _memory(est: budget.Estimate, cfg: ProcessesConfig, res: siting.SitingResult, note: str | None) -> dict[str, Any]:
+    """Estimate, limit and (from the child) measured peak of the solve, for the summary."""
+    out: dict[str, Any] = {"estimate_mb": round(est.total / budget.MB), "limit_mb": cfg.max_solve_memory_mb,
+                           "path": est.path, "in_child": cfg.solve_in_child}
+    proc = res.details.get("solve_process")
+    if proc:
+        out |= {"peak_mb": proc["peak_mb"], "limit_reached": proc["limit_reached"]}
+        if proc["limit_reached"] and res.status != "optimal":
+            out["note"] = ("the solver reached its memory limit and stopped early; the result is its best solution "
+                           "with a proven gap")
+    if note:
+        out["note"] = note
+    return out
 
 
 _SENSE = {"lscp": "min new sites", "mclp": "max covered weight", "p-median": "min total weighted minutes",

@@ -8,7 +8,7 @@ from flask import Flask, Response
 
 from core.config import AppConfig, database_url, load_config, read_database_url
 from core.db import Database
-from server import hygiene, limits, services
+from server import auth, hygiene, limits, security_headers, services
 from server.errors import register_error_handlers
 from server.registry import LayerRegistry
 from server.tilecache import TileCache
@@ -19,7 +19,7 @@ LOGGER = logging.getLogger(__name__)
 
 def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     """Build the WSGI application."""
-    from server import common, features, maps, processes_api, styles_api, tiles
+    from server import common, editing, features, maps, processes_api, quality, styles_api, tiles
 
     cfg = cfg or load_config()
     app = Flask(__name__)
@@ -36,9 +36,13 @@ def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = cfg.server.max_body_kb * 1024
     register_error_handlers(app)
     hygiene.install(app)
+    auth.install(app)  # server.auth.current(): the caller's identity, in every view
+    security_headers.install(app, cfg)
     limits.install(app, limits.Limiter(cfg.server.threads - 1, cfg.server.per_client_concurrency))
     app.register_blueprint(common.BP)
     app.register_blueprint(features.BP)
+    app.register_blueprint(editing.BP)  # Features Part 4 on layers with `editable:` roles
+    app.register_blueprint(quality.BP)
     app.register_blueprint(tiles.BP)
     app.register_blueprint(styles_api.BP)
     app.register_blueprint(maps.BP)
@@ -53,7 +57,7 @@ def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
         if cfg.server.cors:
             resp.headers.setdefault("Access-Control-Allow-Origin", cfg.server.cors)
             resp.headers.setdefault("Access-Control-Expose-Headers", "Content-Crs, Link, Location, ETag")
-        resp.headers.setdefault("Vary", "Accept, Accept-Language")
+        resp.headers.setdefault("Vary", "Accept, Accept-Language, Authorization, X-API-Key")
         return resp
 
     try:

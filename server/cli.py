@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from core.config import REPO_ROOT, NoDatabase, database_url, load_config
+from core.config import REPO_ROOT, ConfigError, NoDatabase, database_url, load_config
 from server.pgcluster import LocalCluster, cluster_home
 
 LOGGER = logging.getLogger("sejong")
@@ -22,17 +25,42 @@ def _embedded(port: int, name: str = "pg") -> LocalCluster:
     return LocalCluster(datadir=home / "data", port=port)
 
 
+def redact(url: str) -> str:
+    """A database URL or keyword DSN without its password."""
+    if "://" not in url:
+        return re.sub(r"password\s*=\s*('[^']*'|\S+)", "password=***", url)
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=user + host))
+
+
+def _announce(url: str, how: str) -> None:
+    """Say which database a command targets (never its password)."""
+    print(f"== database: {redact(url)} ({how})", file=sys.stderr, flush=True)
+
+
 def _database() -> dict[str, str]:
     """DATABASE_URL (and DATABASE_READ_URL) of the configured database, starting the embedded one if none is."""
     cfg = load_config()
     try:
-        return {"DATABASE_URL": database_url(cfg)}
+        url = database_url(cfg)
+        _announce(url, "DATABASE_URL" if os.environ.get("DATABASE_URL") else "config.yml database.url")
+        return {"DATABASE_URL": url}
     except NoDatabase:
         pass
     cluster = _embedded(cfg.database.embedded_port)
     print(f"== starting embedded PostgreSQL on 127.0.0.1:{cluster.port} ({cluster.datadir})", flush=True)
     cluster.start()
+    _announce(cluster.url, "embedded; set DATABASE_URL to use another")
     return {"DATABASE_URL": cluster.url, "DATABASE_READ_URL": cluster.read_url}
+
+
+def _wants_help(argv: list[str]) -> bool:
+    """-h/--help anywhere: answer without starting or connecting to a database."""
+    return any(a in ("-h", "--help") for a in argv)
 
 
 def cmd_serve(argv: list[str]) -> int:
@@ -76,6 +104,8 @@ def cmd_test(argv: list[str]) -> int:
 
 def cmd_pytest(argv: list[str]) -> int:
     """Only pytest (arguments passed on) against a throwaway PostGIS on SEJONG_TEST_PG_PORT (default 54339)."""
+    if _wants_help(argv):
+        return subprocess.run([str(VENV_BIN / "python"), "-m", "pytest", *argv], cwd=REPO_ROOT, check=False).returncode
     from server.assets import ensure_assets
 
     ensure_assets(REPO_ROOT)
@@ -89,6 +119,7 @@ def cmd_pytest(argv: list[str]) -> int:
     print(f"== starting throwaway PostGIS on 127.0.0.1:{port}", flush=True)
     try:
         cluster.start()
+        _announce(cluster.url, "throwaway, for the tests")
         env = dict(os.environ, DATABASE_URL=cluster.url, DATABASE_READ_URL=cluster.read_url,
                    SEJONG_TEST_ADMIN_URL=cluster.admin_url)
         res = subprocess.run([str(VENV_BIN / "python"), "-m", "pytest", *argv], cwd=REPO_ROOT, env=env, check=False)
@@ -99,21 +130,27 @@ def cmd_pytest(argv: list[str]) -> int:
 
 
 def cmd_load(argv: list[str]) -> int:
-    """Run a loader against the project database."""
-    env = dict(os.environ, **_database())
-    return subprocess.run([str(VENV_BIN / "python"), "-m", "loaders", *argv], cwd=REPO_ROOT, env=env,
+    """Run a loader against the project database; `load network FILE --name NAME` is the OSM network loader."""
+    module, args = ("loaders.osm_network", argv[1:]) if argv[:1] == ["network"] else ("loaders", argv)
+    env = dict(os.environ) if _wants_help(argv) or not argv else dict(os.environ, **_database())
+    if not argv:
+        args = ["--help"]
+    return subprocess.run([str(VENV_BIN / "python"), "-m", module, *args], cwd=REPO_ROOT, env=env,
                           check=False).returncode
 
 
 def cmd_bench(argv: list[str]) -> int:
     """Run the side-by-side benchmarks."""
-    env = dict(os.environ, **_database())
+    env = dict(os.environ) if _wants_help(argv) else dict(os.environ, **_database())
     return subprocess.run([str(VENV_BIN / "python"), "-m", "bench", *argv], cwd=REPO_ROOT, env=env,
                           check=False).returncode
 
 
 def cmd_db(argv: list[str]) -> int:
     """Start (or with 'stop', stop) the embedded database and print its URL."""
+    if _wants_help(argv):
+        print("usage: ./run db [stop]   start the embedded database and print its URL, or stop it")
+        return 0
     cfg = load_config()
     cluster = _embedded(cfg.database.embedded_port)
     if argv and argv[0] == "stop":
@@ -124,17 +161,82 @@ def cmd_db(argv: list[str]) -> int:
     return 0
 
 
+def _expiry(text: str) -> datetime:
+    """--expires: YYYY-MM-DD (the key stops working at 00:00 UTC that day) or an ISO datetime with its offset."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not YYYY-MM-DD or an ISO datetime") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def run_keys(argv: list[str], dsn: str) -> int:
+    """./run keys create NAME --roles a,b [--expires YYYY-MM-DD] | list | revoke ID, against the write URL dsn."""
+    from server import apikeys
+
+    parser = argparse.ArgumentParser(prog="./run keys", description="API keys for services (sent as "
+                                     "'Authorization: Bearer KEY' or 'X-API-Key: KEY'); stored hashed")
+    sub = parser.add_subparsers(dest="action", required=True)
+    create = sub.add_parser("create", help="make a key and print it (once: it is stored only hashed)")
+    create.add_argument("name", help="who or what uses the key")
+    create.add_argument("--roles", default="", help="comma-separated roles, e.g. department,editor")
+    create.add_argument("--expires", type=_expiry, help="YYYY-MM-DD (00:00 UTC that day) or an ISO datetime")
+    sub.add_parser("list", help="every key: id, name, roles, created, expires, state")
+    revoke = sub.add_parser("revoke", help="refuse a key from now on (servers drop it at once)")
+    revoke.add_argument("id", help="the key's id (from list)")
+    args = parser.parse_args(argv)
+    if args.action == "create":
+        if args.expires is not None and args.expires <= datetime.now(UTC):
+            print(f"error: --expires {args.expires.isoformat()} is not in the future", file=sys.stderr)
+            return 2
+        try:
+            key, secret = apikeys.create_key(dsn, args.name, [r.strip() for r in args.roles.split(",") if r.strip()],
+                                             args.expires)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"created key {key.key_id} ({key.name}) roles={','.join(key.roles) or '-'} "
+              f"expires={key.expires_at.isoformat() if key.expires_at else 'never'}", file=sys.stderr)
+        print(secret)  # the only time it is shown
+        return 0
+    if args.action == "list":
+        now = datetime.now(UTC)
+        for k in apikeys.list_keys(dsn):
+            state = ("revoked" if k.revoked_at else "expired" if k.expires_at and k.expires_at <= now else "active")
+            print("\t".join([k.key_id, k.name, ",".join(k.roles) or "-", k.created_at.isoformat(timespec="seconds"),
+                             k.expires_at.isoformat(timespec="seconds") if k.expires_at else "never", state]))
+        return 0
+    if not apikeys.revoke_key(dsn, args.id):
+        print(f"error: no active key {args.id!r} (see ./run keys list)", file=sys.stderr)
+        return 1
+    print(f"revoked key {args.id}", file=sys.stderr)
+    return 0
+
+
+def cmd_keys(argv: list[str]) -> int:
+    """API keys: create, list, revoke (in the configured database, as the write role)."""
+    if _wants_help(argv) or not argv:
+        return run_keys(argv or ["--help"], "")
+    return run_keys(argv, _database()["DATABASE_URL"])
+
+
 COMMANDS = {"serve": cmd_serve, "test": cmd_test, "pytest": cmd_pytest, "load": cmd_load, "bench": cmd_bench,
-            "db": cmd_db}
+            "db": cmd_db, "keys": cmd_keys}
 
 
 def main() -> int:
     """Dispatch ./run <command>."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
-        print(f"usage: ./run {{{'|'.join(COMMANDS)}}} [args]", file=sys.stderr)
+        print(f"usage: ./run {{{'|'.join(COMMANDS)}}} [args]   (load network FILE --name NAME: an OSM network)",
+              file=sys.stderr)
         return 2
-    return COMMANDS[sys.argv[1]](sys.argv[2:])
+    try:
+        return COMMANDS[sys.argv[1]](sys.argv[2:])
+    except ConfigError as exc:  # one line per problem, no traceback
+        for line in str(exc).splitlines():
+            print(f"config error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from flask import Blueprint, Response, render_template, request
 
 from core.errors import ServiceUnavailable
 from layers.query import reject_unknown
-from server import services
+from server import access, editing, services
+from server.editing import CONFORMANCE as EDITING_CONFORMANCE
 from server.negotiate import HTML, JSON, OPENAPI_JSON, language, link, response_format, self_and_alternates
 from server.openapi import openapi_document
 from server.params_spec import accepted
@@ -89,7 +90,7 @@ def landing() -> Response:
         ],
     }
     if fmt == HTML:
-        layers = services.current().registry.public()
+        layers = access.layers()
         return Response(render_template("landing.html", doc=doc, layers=layers, lang=lang), mimetype=HTML)
     return _json(doc)
 
@@ -99,7 +100,8 @@ def conformance() -> Response:
     """The conformance classes this server implements."""
     reject_unknown(request.args, accepted("/conformance"))
     fmt = response_format([JSON, HTML])
-    doc = {"links": self_and_alternates("/conformance", fmt, [JSON, HTML]), "conformsTo": CONFORMANCE}
+    classes = CONFORMANCE + (EDITING_CONFORMANCE if editing.enabled() else [])  # Part 4 only with an editable layer
+    doc = {"links": self_and_alternates("/conformance", fmt, [JSON, HTML]), "conformsTo": classes}
     if fmt == HTML:
         return Response(render_template("conformance.html", doc=doc, lang=language()), mimetype=HTML)
     return _json(doc)
@@ -110,7 +112,7 @@ def api() -> Response:
     """OpenAPI 3.0 document (JSON) or its HTML rendering."""
     reject_unknown(request.args, accepted("/api"))
     fmt = response_format([OPENAPI_JSON, HTML])
-    doc = openapi_document(services.current().config, services.current().registry.public())
+    doc = openapi_document(services.current().config, access.layers())  # the caller's collections only
     if fmt == HTML:
         return Response(render_template("api.html", doc=doc, lang=language()), mimetype=HTML)
     return _json(doc, OPENAPI_JSON)

@@ -8,7 +8,7 @@ import psycopg2
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
-from core.errors import InvalidParameterValue, OGCError, ServiceUnavailable
+from core.errors import InvalidParameterValue, NotFound, OGCError, ServiceUnavailable
 
 LOGGER = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ def register_error_handlers(app: Flask) -> None:
             LOGGER.warning("query cancelled by statement timeout: %s", err)
             return error_response(ServiceUnavailable("the query took too long and was cancelled; narrow it "
                                                      "(smaller bbox, lower limit, simpler filter)"))
+        if isinstance(err, psycopg2.errors.UndefinedTable):  # a result layer dropped since the registry read it
+            from server import services
+
+            services.current().registry.mark_stale()
+            return error_response(NotFound("this collection no longer exists; see /collections"))
         if isinstance(err, psycopg2.DataError):  # SQLSTATE class 22: out of range, division by zero, bad value
             LOGGER.info("request value refused by the database: %s", err)
             return error_response(InvalidParameterValue(

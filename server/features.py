@@ -11,10 +11,11 @@ from flask import Blueprint, Response, render_template, request
 
 from core import crs as crs_mod
 from core.errors import NotFound
+from layers.edit_sql import sql_etag
 from layers.model import Layer
 from layers.query import build_items_query, encode_cursor, reject_unknown, scalar_properties
 from layers.sql import ItemsQuery, sql_count, sql_item, sql_items
-from server import services
+from server import access, services
 from server.negotiate import (
     GEOJSON,
     HTML,
@@ -31,15 +32,12 @@ from server.params_spec import accepted
 from server.styles_api import style_links
 
 BP = Blueprint("features", __name__)
+BP.after_app_request(access.private)  # every answer carrying a protected layer is Cache-Control: private
 
 EXACT_COUNT_MAX_ROWS = 100_000  # numberMatched is exact below this many rows, omitted above
 TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 QUERYABLES = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 SORTABLES = "http://www.opengis.net/def/rel/ogc/1.0/sortables"
-
-
-def _registry() -> Any:
-    return services.current().registry
 
 
 def _db() -> Any:
@@ -86,7 +84,7 @@ def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, An
     doc: dict[str, Any] = {
         "id": layer.id,
         "title": cfg.title.get(lang),
-        "description": cfg.description.get(lang),
+        "description": cfg.description.get(lang) if cfg.description else "",
         "keywords": cfg.keywords,
         "itemType": "feature",
         "extent": extent,
@@ -98,17 +96,21 @@ def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, An
     if attr:
         doc["attribution"] = attr
     if layer.provenance:
-        doc["provenance"] = layer.provenance
+        doc["provenance"] = [{k: v for k, v in p.items() if k != "quality"} for p in layer.provenance]
+    quality = layer.quality
+    if quality:
+        doc["quality"] = quality
+        links.append(link("describedby", HTML, "/quality", "data quality of every layer", f="html"))
     return doc
 
 
 @BP.route("/collections")
 def collections() -> Response:
-    """All public collections."""
+    """The collections the caller may read."""
     reject_unknown(request.args, accepted("/collections"))
     fmt = response_format([JSON, HTML])
     lang = language()
-    layers = _registry().public()
+    layers = access.layers()
     doc = {
         "links": self_and_alternates("/collections", fmt, [JSON, HTML]),
         "collections": [collection_doc(layer, lang) for layer in layers],
@@ -122,7 +124,7 @@ def collections() -> Response:
 def collection(collection_id: str) -> Response:
     """One collection."""
     reject_unknown(request.args, accepted("/collections/{collectionId}"))
-    layer = _registry().get(collection_id)
+    layer = access.layer(collection_id)
     fmt = response_format([JSON, HTML])
     lang = language()
     doc = collection_doc(layer, lang, fmt)
@@ -137,7 +139,7 @@ def collection(collection_id: str) -> Response:
 def queryables(collection_id: str) -> Response:
     """JSON Schema of the properties a filter may use (Part 3)."""
     reject_unknown(request.args, accepted("/collections/{collectionId}/queryables"))
-    layer = _registry().get(collection_id)
+    layer = access.layer(collection_id)
     fmt = response_format([SCHEMA_JSON, HTML])
     lang = language()
     gtype = layer.geometry_type.lower()
@@ -162,7 +164,7 @@ def queryables(collection_id: str) -> Response:
 def sortables(collection_id: str) -> Response:
     """JSON Schema of the properties sortby accepts (Features Part 5)."""
     reject_unknown(request.args, accepted("/collections/{collectionId}/sortables"))
-    layer = _registry().get(collection_id)
+    layer = access.layer(collection_id)
     fmt = response_format([SCHEMA_JSON, HTML])
     lang = language()
     props: dict[str, Any] = {}
@@ -269,7 +271,7 @@ def _headers(q: ItemsQuery, links: list[dict[str, Any]]) -> dict[str, str]:
 @BP.route("/collections/<collection_id>/items")
 def items(collection_id: str) -> Response:
     """A page of features, built and serialised in PostGIS."""
-    layer = _registry().get(collection_id)
+    layer = access.layer(collection_id)
     fmt = response_format([GEOJSON, HTML])
     q, _ = build_items_query(layer, request.args, services.current().config.server)
     text, returned, last, matched = _fetch_page(layer, q)
@@ -291,7 +293,7 @@ def items(collection_id: str) -> Response:
 @BP.route("/collections/<collection_id>/items/<feature_id>")
 def item(collection_id: str, feature_id: str) -> Response:
     """One feature."""
-    layer = _registry().get(collection_id)
+    layer = access.layer(collection_id)
     reject_unknown(request.args, accepted("/collections/{collectionId}/items/{featureId}"))
     fmt = response_format([GEOJSON, HTML])
     q, _ = build_items_query(layer, {k: v for k, v in request.args.items() if k != "lang"},
@@ -303,9 +305,12 @@ def item(collection_id: str, feature_id: str) -> Response:
         fid = int(feature_id)
         if not -(2**63) <= fid < 2**63:
             raise NotFound(f"feature {feature_id!r} not found in {layer.id}")
-    with _db().connection() as conn, conn.cursor() as cur:
+    with _db().connection(snapshot=True) as conn, conn.cursor() as cur:  # the feature and its ETag, one snapshot
         cur.execute(sql_item(layer, q, fid))
         row = cur.fetchone()
+        if row is not None:
+            cur.execute(sql_etag(layer, fid))
+            etag = str(cur.fetchone()[0])
     if row is None:
         raise NotFound(f"feature {feature_id!r} not found in {layer.id}")
     feature = json.loads(row[0])
@@ -318,5 +323,7 @@ def item(collection_id: str, feature_id: str) -> Response:
     if fmt == HTML:
         return Response(render_template("item.html", layer=layer, feature=feature, lang=language(),
                                         attribution=attribution(layer)), mimetype=HTML)
-    return _json(feature, GEOJSON, headers=_headers(q, feature["links"]))
+    resp = _json(feature, GEOJSON, headers=_headers(q, feature["links"]))
+    resp.set_etag(etag)  # the row's ETag: If-Match of replace, update and delete (server.editing)
+    return resp
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import Counter
+from collections.abc import Iterator
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from core.errors import ServiceUnavailable, TooManyRequests
 
 # Routes that hold a database connection for their whole request share the slots; /health, styles, fonts, static
 # files and the job routes stay free (synchronous executions have their own limit, processes.max_sync).
-SLOT_PREFIXES = ("/collections/", "/tiles/", "/map/download/")
+# Tiles take a slot only when they render (server/tiles.py calls hold()): a cached tile never waits.
+SLOT_PREFIXES = ("/collections/", "/map/download/")
 
 
 class Limiter:
@@ -48,12 +51,27 @@ class Limiter:
                 del self._by_client[client]
 
 
+@contextlib.contextmanager
+def hold() -> Iterator[None]:
+    """A data slot for the duration of a block (for views that know only late whether they need the database)."""
+    limiter: Limiter | None = current_app.extensions.get("sejong_limiter")
+    if limiter is None or "limited_client" in g:
+        yield
+        return
+    client = request.remote_addr or "-"
+    limiter.enter(client)
+    try:
+        yield
+    finally:
+        limiter.leave(client)
+
+
 def install(app: Flask, limiter: Limiter) -> None:
     """Apply the limiter to the limited route families of an app."""
 
     @app.before_request
     def _enter() -> None:
-        if request.path.startswith(SLOT_PREFIXES) and request.method == "GET":
+        if request.path.startswith(SLOT_PREFIXES) and "/tiles/" not in request.path and request.method == "GET":
             client = request.remote_addr or "-"
             limiter.enter(client)
             g.limited_client = client

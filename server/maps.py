@@ -20,7 +20,7 @@ from core.errors import NotFound
 from layers.model import Layer
 from layers.query import build_items_query, reject_unknown
 from layers.sql import sql_items
-from server import assets, services
+from server import access, assets, services
 from server.negotiate import HTML, JSON, language
 from server.params_spec import accepted
 
@@ -92,10 +92,13 @@ def layer_info(layer: Layer) -> dict[str, Any]:
 
 @BP.route("/map/layers.json")
 def layers_json() -> Response:
-    """Every public collection with its Korean/English titles and property titles."""
+    """Every collection the caller may read with its Korean/English titles and property titles."""
     reject_unknown(request.args, accepted("/map/layers.json"))
-    layers = services.current().registry.public()
-    doc = {"layers": [layer_info(layer) for layer in layers]}
+    layers = access.layers()
+    auth = services.current().config.auth
+    sign_in = {"issuer": auth.issuer, "clientId": auth.client_id} if auth.enabled and auth.issuer and auth.client_id \
+        else None  # /map signs users in with the provider (authorization code + PKCE, public client)
+    doc = {"layers": [layer_info(layer) for layer in layers], "signIn": sign_in}
     return Response(json.dumps(doc, ensure_ascii=False), mimetype=JSON)
 
 
@@ -108,7 +111,7 @@ def _wkt(geom: Any) -> str:
 @BP.route("/map/download/<collection_id>.csv")
 def download_csv(collection_id: str) -> Response:
     """Features as CSV (UTF-8 with BOM for Excel; geometry as WKT in CRS84), same parameters as /items."""
-    layer: Layer = services.current().registry.get(collection_id)
+    layer: Layer = access.layer(collection_id)
     args = {k: v for k, v in request.args.items() if k not in ("f", "lang")}
     args.setdefault("limit", str(services.current().config.server.limit_max))
     q, _ = build_items_query(layer, args, services.current().config.server)

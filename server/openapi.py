@@ -26,6 +26,7 @@ _OPERATIONS: dict[str, dict[str, tuple[str, str, str, dict[str, Any]]]] = {
         "application/vnd.oai.openapi+json;version=3.0": {"schema": {"type": "object"}}, **_HTML})},
     "/health": {"get": ("getHealth", "liveness and database reachability", "Capabilities", _JSON)},
     "/collections": {"get": ("getCollections", "feature collections", "Data", _ANY_JSON)},
+    "/quality": {"get": ("getDataQuality", "every layer's last load and data-quality report", "Data", _ANY_JSON)},
     "/collections/{collectionId}": {"get": ("describeCollection", "a collection", "Data", _ANY_JSON)},
     "/collections/{collectionId}/queryables": {"get": ("getQueryables", "queryables (JSON Schema)", "Data",
                                                        _SCHEMA)},
@@ -94,13 +95,15 @@ def _with_parameters(path: str, method: str, op: dict[str, Any], ctx: spec.DocCo
     route = spec.ROUTES[path][method]
     params = [p for p in spec.path_parameters(path, ctx) if not (layer and p["name"] == "collectionId")]
     params += [p.openapi(ctx) for p in route.query]
+    params += [p for p in op.get("parameters", []) if p["in"] == "header"]  # request headers (Part 4 edits)
     if layer is not None and route.queryables:
         params += _queryable_params(layer)
     return {**op, "parameters": params}
 
 
 def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
-    """The API definition: every path this server answers, with its parameters."""
+    """The API definition: every path this server answers, with its parameters, over the given (the caller's)
+    layers."""
     ctx = spec.DocContext(cfg=cfg, collection_ids=tuple(layer.id for layer in layers),
                           crs_uris=tuple(sorted({c.uri for layer in layers for c in crs_mod.supported(layer.srid)})))
     paths: dict[str, Any] = {}
@@ -111,6 +114,10 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
     from server.processes_api import openapi_paths
 
     paths.update(openapi_paths(layers))
+    from server.editing import openapi_paths as editing_paths
+
+    for path, methods in editing_paths().items():  # Features Part 4 and the audit feed
+        paths.setdefault(path, {}).update(methods)
     declared = {(p, m) for p, ms in spec.ROUTES.items() for m in ms}
     documented = {(p, m) for p, ms in paths.items() for m in ms}
     if declared != documented:
@@ -123,11 +130,34 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
                          "/map/download/{collectionId}.csv"):
             path = template.replace("{collectionId}", layer.id)
             op_id, summary, _, media = _OPERATIONS[template]["get"]
-            paths[path] = {"get": _with_parameters(template, "get", {
-                "operationId": f"{op_id}_{layer.id}",
-                "summary": f"{summary}: {layer.config.title.en} ({layer.config.title.ko})", "tags": [layer.id],
-                "responses": _ok(summary, media, True)}, ctx, layer)}
+            op = {"operationId": f"{op_id}_{layer.id}",
+                  "summary": f"{summary}: {layer.config.title.en} ({layer.config.title.ko})", "tags": [layer.id],
+                  "responses": _ok(summary, media, True)}
+            if not layer.config.public:  # only listed to callers with its role: say how they prove it
+                op["security"] = [{"bearer": []}, {"apiKey": []}]
+                op["responses"]["401"] = {"$ref": "#/components/responses/Unauthorized"}
+            paths[path] = {"get": _with_parameters(template, "get", op, ctx, layer)}
+            for method, edit in paths[template].items():  # Part 4 operations on the collection's own path
+                if method != "get":
+                    paths[path][method] = _with_parameters(template, method, {
+                        **edit, "operationId": f"{edit['operationId']}_{layer.id}", "tags": [layer.id]}, ctx, layer)
     exception = {"application/json": {"schema": {"$ref": "#/components/schemas/exception"}}}
+    components: dict[str, Any] = {
+        "schemas": {"exception": {"type": "object", "required": ["code"], "properties": {
+            "code": {"type": "string"}, "description": {"type": "string"}, "type": {"type": "string"},
+            "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}}},
+        "responses": {
+            "BadRequest": {"description": "invalid request", "content": exception},
+            "NotFound": {"description": "not found", "content": exception},
+            "ServerError": {"description": "server error", "content": exception},
+        },
+    }
+    if any(not layer.config.public for layer in layers):
+        components["responses"]["Unauthorized"] = {"description": "credentials needed (WWW-Authenticate)",
+                                                   "content": exception}
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (OpenID Connect) or API key"},
+            "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
     return {
         "openapi": "3.0.3",
         "info": {"title": cfg.metadata.title.en, "description": cfg.metadata.description.en, "version": "0.1.0",
@@ -135,15 +165,6 @@ def openapi_document(cfg: AppConfig, layers: list[Layer]) -> dict[str, Any]:
                              "url": cfg.metadata.license.get("url", "https://www.kogl.or.kr")}},
         "servers": [{"url": cfg.server.url}],
         "paths": paths,
-        "components": {
-            "schemas": {"exception": {"type": "object", "required": ["code"], "properties": {
-                "code": {"type": "string"}, "description": {"type": "string"}, "type": {"type": "string"},
-                "title": {"type": "string"}, "status": {"type": "integer"}, "detail": {"type": "string"}}}},
-            "responses": {
-                "BadRequest": {"description": "invalid request", "content": exception},
-                "NotFound": {"description": "not found", "content": exception},
-                "ServerError": {"description": "server error", "content": exception},
-            },
-        },
+        "components": components,
         "tags": [{"name": t} for t in ("Capabilities", "Data", "Tiles", "Maps", "Processes")],
     }

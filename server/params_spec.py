@@ -75,7 +75,8 @@ _ITEMS_CATALOGUE = {p.name: p for p in (
     Param("limit", "page size (larger values are clamped)", lambda ctx: {
         "type": "integer", "minimum": 1, "maximum": ctx.cfg.server.limit_max,
         "default": ctx.cfg.server.limit_default}),
-    Param("offset", "features to skip (prefer the next link)", {"type": "integer", "minimum": 0, "default": 0}),
+    Param("offset", "features to skip (prefer the next link)",
+          {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0}),
     Param("cursor", "opaque paging cursor from a next link", {"type": "string"}),
     Param("bbox", "bounding box (minx,miny,maxx,maxy) in bbox-crs (default CRS84)",
           {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}),
@@ -108,7 +109,7 @@ PAGE = Route((F_PAGE, LANG))
 DOC = Route((F_JSON, LANG))
 TILE_SET = Route((F_JSON, LANG))
 PAGING = (Param("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}),
-          Param("offset", "entries to skip", {"type": "integer", "minimum": 0, "default": 0}))
+          Param("offset", "entries to skip", {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "default": 0}))
 FILES = Route(files=True)
 NONE = Route()
 
@@ -118,11 +119,14 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/api": {"get": PAGE},
     "/health": {"get": NONE},
     "/collections": {"get": PAGE},
+    "/quality": {"get": PAGE},
     "/collections/{collectionId}": {"get": PAGE},
     "/collections/{collectionId}/queryables": {"get": PAGE},
     "/collections/{collectionId}/sortables": {"get": PAGE},
-    "/collections/{collectionId}/items": {"get": Route(ITEMS, queryables=True)},
-    "/collections/{collectionId}/items/{featureId}": {"get": Route(ITEM)},
+    "/collections/{collectionId}/items": {"get": Route(ITEMS, queryables=True), "post": NONE},
+    "/collections/{collectionId}/items/{featureId}": {"get": Route(ITEM), "put": NONE, "patch": NONE,
+                                                      "delete": NONE},
+    "/collections/{collectionId}/changes": {"get": Route((F_JSON, *PAGING))},
     "/tileMatrixSets": {"get": Route((F_JSON,))},
     "/tileMatrixSets/{tileMatrixSetId}": {"get": Route((F_JSON,))},
     "/tiles": {"get": TILE_SET},
@@ -140,7 +144,8 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/styles": {"get": PAGE},
     "/styles/{styleId}": {"get": PAGE},
     "/fonts/{fontstack}/{glyphRange}.pbf": {"get": NONE},
-    "/map": {"get": Route((LANG,))},
+    "/map": {"get": Route((LANG, *(Param(n, f"sign-in answer of the OpenID provider ({n})", {"type": "string"})
+                                   for n in ("code", "state", "iss", "session_state", "error", "error_description"))))},
     "/citizen": {"get": Route((LANG,))},
     "/map/layers.json": {"get": DOC},
     "/map/download/{collectionId}.csv": {

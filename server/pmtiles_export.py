@@ -30,7 +30,7 @@ from flask import Flask
 from pmtiles.tile import Compression, TileType, zxy_to_tileid
 from pmtiles.writer import Writer
 
-from core.errors import NotFound
+from core.errors import NotFound, OGCError
 from core.tms import WEB_MERCATOR_QUAD
 from layers.model import Layer
 from server import services
@@ -106,9 +106,13 @@ def export(app: Flask, layer_id: str, minzoom: int, maxzoom: int, out: Path, *, 
     registry = services.of(app).registry
     registry.refresh()  # the current metadata and data version, not a cached copy
     try:
-        layer: Layer = registry.get(layer_id)
+        layer: Layer = registry.get(layer_id)  # as an anonymous caller: an archive is a file anyone may copy
     except NotFound as exc:
         raise ExportError(f"unknown layer {layer_id!r}: {exc}") from exc
+    except OGCError as exc:  # a protected layer (401 to an anonymous caller)
+        raise ExportError(f"layer {layer_id!r} is internal (access: {registry.config.layers[layer_id].access}); a "
+                          "PMTiles archive is a static file anyone who gets it can read, so only public layers are "
+                          "exported") from exc
     if not layer.tiles_enabled:
         raise ExportError(f"layer {layer_id!r} is not served as tiles")
     lo, hi, tiles = plan(layer, minzoom, maxzoom)

@@ -13,11 +13,13 @@ from flask import Blueprint, Flask, Response, request
 from core.config import ProcessesConfig
 from core.errors import InvalidParameterValue, OGCError, TooManyRequests
 from layers.query import parse_int, reject_unknown
+from processes import quotas
 from processes.base import Processor
 from processes.errors import InputError, JobFailed, NoSuchJob, NoSuchProcess, ResultNotReady
-from processes.jobs import Job
+from processes.jobs import EVERYONE, Job
 from processes.runtime import Runtime
-from server import hygiene, services
+from server import auth, hygiene, services
+from server.auth import ADMIN, owner_of
 from server.negotiate import JSON, href, link
 from server.params_spec import accepted
 
@@ -54,6 +56,11 @@ def register(app: Flask) -> Runtime:
     if svc.runtime is not None:
         return svc.runtime
     cfg = svc.config.processes
+    spare = max(1, svc.config.server.threads // 2)
+    if cfg.max_sync > spare:  # waiting synchronous requests must leave request threads for tiles and features
+        LOGGER.warning("processes.max_sync %d lowered to %d: half of server.threads (%d)", cfg.max_sync, spare,
+                       svc.config.server.threads)
+        cfg = cfg.model_copy(update={"max_sync": spare})
     runtime = Runtime(svc.write_url, cfg, processors(cfg))
     svc.runtime = runtime
     app.register_blueprint(BP)
@@ -68,6 +75,13 @@ def _runtime() -> Runtime:
     runtime = services.current().runtime
     assert runtime is not None  # register() set it before the routes exist
     return runtime
+
+
+class Forbidden(OGCError):
+    """403: the caller is known and may not do this (a quota of zero jobs)."""
+
+    http_status = 403
+    code = "Forbidden"
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -186,12 +200,25 @@ def execute(process_id: str) -> Response:
     proc = _processor(process_id)
     inputs, outputs, response, is_async = _parse_execute(proc)
     svc = services.current()
-    context = {"registry": svc.registry, "read_db": svc.db, "base_url": href("")}
+    caller = auth.current()
+    # the caller at submission: inputs read only the layers it may (processes.inputs.layer)
+    context = {"registry": svc.registry, "read_db": svc.db, "base_url": href(""), "caller": caller}
+    quota = rt.config.quotas.of(caller.anonymous, caller.roles)
+    if quota is not None and quota.concurrent_jobs == 0:
+        if caller.anonymous:
+            raise auth.challenge("this server runs analyses for signed-in callers and API keys only", None)
+        raise Forbidden("your quota allows no analyses (processes.quotas: concurrent_jobs 0)")
     clean = proc.validate(inputs, context)
+    quotas.check(quota, inputs, clean)
     clean["_outputs"] = outputs
     rt.admit()
+
+    def create() -> Job:  # owned by the caller; 429 beyond their concurrent_jobs
+        return rt.store.create(proc.id, _jsonable(inputs), response, owner_of(caller), caller.roles,
+                               quota.concurrent_jobs if quota is not None else None)
+
     if is_async:
-        job = rt.store.create(proc.id, _jsonable(inputs), response)
+        job = create()
         rt.submit(job, clean, context)
         monitor = href(f"/jobs/{job.job_id}")
         return _json(status_info(job), 201, {"Location": monitor, "Preference-Applied": "respond-async"})
@@ -199,15 +226,17 @@ def execute(process_id: str) -> Response:
         raise TooManyRequests(f"{rt.config.max_sync} synchronous executions are running; send "
                               "'Prefer: respond-async' to queue this one as a job")
     try:
-        job = rt.store.create(proc.id, _jsonable(inputs), response)
-        future = rt.submit(job, clean, context)
-        monitor = href(f"/jobs/{job.job_id}")
+        job = create()
+    except BaseException:
+        rt.sync_slots.release()
+        raise
+    future = rt.submit(job, clean, context, sync=True)  # its own pool; the slot is given back when the job ends
+    monitor = href(f"/jobs/{job.job_id}")
+    try:
         result = future.result(timeout=rt.config.sync_timeout_s)
     except FutureTimeout:
         raise OGCError(f"the process did not finish within {rt.config.sync_timeout_s:.0f} s; it continues as job "
                        f"{monitor}; next time send 'Prefer: respond-async'") from None
-    finally:
-        rt.sync_slots.release()
     if result is None:
         raise JobFailed("the job was dismissed before it finished", 500)
     return _results_response(result, response, {"Link": f'<{monitor}>; rel="monitor"'})
@@ -219,12 +248,17 @@ def _jsonable(inputs: dict[str, Any]) -> dict[str, Any]:
 
 @BP.route("/jobs")
 def list_jobs() -> Response:
-    """Job list, newest first (limit, offset, processID, status)."""
+    """The caller's jobs, newest first (limit, offset, processID, status); admin: everyone's."""
     reject_unknown(request.args, accepted("/jobs"))
     limit = min(parse_int(request.args.get("limit", "100"), "limit", 1), 1000)
     offset = parse_int(request.args.get("offset", "0"), "offset", 0)
     status = request.args.getlist("status") or None
-    jobs = _runtime().store.list_jobs(limit, offset, request.args.get("processID"), status)
+    caller = auth.current()
+    if caller.anonymous and services.current().config.auth.enabled:
+        # anonymous jobs have no owner: their unguessable id is their only key, so they are never listed
+        raise auth.challenge("sign in or send an API key to list your jobs", None)
+    owner = EVERYONE if ADMIN in caller.roles else owner_of(caller)
+    jobs = _runtime().store.list_jobs(limit, offset, request.args.get("processID"), status, owner)
     links = [link("self", JSON, "/jobs", "this document", limit=limit, offset=offset or None)]
     if len(jobs) == limit:
         links.append(link("next", JSON, "/jobs", "next page", limit=limit, offset=offset + limit))
@@ -232,10 +266,18 @@ def list_jobs() -> Response:
 
 
 def _job(job_id: str) -> Job:
+    """A job the caller may see: theirs (an anonymous job: to anonymous callers, by its id), or any for admin.
+
+    Another identity's job is 404 like a missing one; an anonymous caller asking for an owned job, with
+    authentication on, gets 401 (sign in as its owner).
+    """
     job = _runtime().store.get(job_id)
-    if job is None:
-        raise NoSuchJob(f"job {job_id!r} not found; see /jobs")
-    return job
+    caller = auth.current()
+    if job is not None and (job.owner == owner_of(caller) or ADMIN in caller.roles):
+        return job
+    if job is not None and caller.anonymous and services.current().config.auth.enabled:
+        raise auth.challenge(f"job {job_id} belongs to a signed-in caller; send its credentials", None)
+    raise NoSuchJob(f"job {job_id!r} not found; see /jobs")
 
 
 @BP.route("/jobs/<job_id>")
@@ -249,7 +291,7 @@ def get_job(job_id: str) -> Response:
 def dismiss_job(job_id: str) -> Response:
     """Dismiss a job: a running one stops at its next progress check; results are dropped."""
     reject_unknown(request.args, accepted("/jobs/{jobId}", "delete"))
-    _job(job_id)
+    _job(job_id)  # the caller's, or 404
     job = _runtime().store.dismiss(job_id)
     if job is None:
         raise NoSuchJob(f"job {job_id!r} not found")
@@ -296,6 +338,10 @@ def openapi_paths(layers: Any = None) -> dict[str, Any]:
                                                                       "enum": ["raw", "document"]}}}}}})
     execute_op["responses"]["201"] = {"description": "job created (async)", "content": obj,
                                       "headers": {"Location": {"schema": {"type": "string"}}}}
+    execute_op["responses"]["401"] = {"description": "analyses need credentials (quota of zero jobs)", "content": exc}
+    execute_op["responses"]["403"] = {"description": "the caller's quota allows no analyses", "content": exc}
+    execute_op["responses"]["429"] = {"description": "concurrent jobs of the caller, queue or synchronous pool full",
+                                      "content": exc, "headers": {"Retry-After": {"schema": {"type": "integer"}}}}
     return {
         "/processes": {"get": op("getProcesses", "process list", [])},
         "/processes/{processID}": {"get": op("getProcessDescription", "process description", [pid])},

@@ -7,6 +7,7 @@ published (e.g. ``land`` before parcels are loaded) are left out of a served sty
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from functools import lru_cache
@@ -18,7 +19,7 @@ from flask import Blueprint, Response, render_template, request
 from core.config import REPO_ROOT
 from core.errors import NotFound
 from layers.query import reject_unknown
-from server import assets, services
+from server import access, assets, services
 from server.negotiate import HTML, JSON, href, language, link, self_and_alternates
 from server.params_spec import accepted
 
@@ -48,8 +49,8 @@ def _raw_style(style_id: str, mtime: float) -> str:
 
 
 def _published() -> dict[str, Any]:
-    """Public collections that have vector tiles, by id."""
-    return {layer.id: layer for layer in services.current().registry.public() if layer.tiles_enabled}
+    """Collections the caller may read that have vector tiles, by id."""
+    return {layer.id: layer for layer in access.layers() if layer.tiles_enabled}
 
 
 def load_style(style_id: str, base: str) -> dict[str, Any]:
@@ -61,6 +62,8 @@ def load_style(style_id: str, base: str) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(text)
     published = _published()
     if style_id != "default" and style_id not in published:
+        with contextlib.suppress(NotFound):  # a protected collection: 401 for an anonymous caller
+            access.layer(style_id)
         raise NotFound(f"style {style_id!r}: collection {style_id!r} is not published (yet)")
     doc["layers"] = [lyr for lyr in doc["layers"]
                      if (lyr.get("metadata") or {}).get(COLLECTION_KEY, style_id) in published

@@ -6,9 +6,11 @@ import contextlib
 import gzip
 import hashlib
 import json
+import logging
 from functools import lru_cache
 from typing import Any
 
+import psycopg2
 from flask import Blueprint, Response, request
 from psycopg2 import sql
 
@@ -18,13 +20,15 @@ from core.tms import TILE_MATRIX_SETS, TileMatrixSet
 from layers.model import Layer
 from layers.query import parse_filter, reject_unknown
 from layers.tiles_sql import bind_values, sql_tile, tile_properties
-from server import services
+from server import access, auth, services
+from server.limits import hold as data_slot
 from server.negotiate import JSON, href, language, link
 from server.params_spec import accepted
 from server.tilecache import TileCache
 
 BP = Blueprint("tiles", __name__)
 
+LOGGER = logging.getLogger(__name__)
 MVT = "application/vnd.mapbox-vector-tile"
 REL_TILESETS_VECTOR = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector"
 REL_TILING_SCHEME = "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme"
@@ -58,12 +62,12 @@ def zoom_range(layer: Layer) -> tuple[int, int]:
 
 
 def tile_layers() -> list[Layer]:
-    """Public layers served as tiles."""
-    return [layer for layer in _registry().public() if layer.tiles_enabled]
+    """The layers the caller may read that are served as tiles."""
+    return [layer for layer in access.layers() if layer.tiles_enabled]
 
 
 def _tile_layer(collection_id: str) -> Layer:
-    layer = _registry().get(collection_id)
+    layer = access.layer(collection_id)
     if not layer.tiles_enabled:
         raise NotFound(f"collection {collection_id!r} has no tiles")
     return layer
@@ -169,7 +173,7 @@ def _tilesets_list(path: str, title: str, layers: list[Layer], zmin: int, zmax: 
 
 @BP.route("/tiles")
 def dataset_tilesets() -> Response:
-    """Tilesets of the whole dataset (every public layer in one tile)."""
+    """Tilesets of the whole dataset (every layer the caller may read in one tile)."""
     reject_unknown(request.args, accepted("/tiles"))
     layers = tile_layers()
     zmin = min((zoom_range(layer)[0] for layer in layers), default=0)
@@ -308,18 +312,41 @@ def _render(conn: Any, layer: Layer, tms: TileMatrixSet, z: int, row: int, col: 
     return bytes(row_[0]) if row_ and row_[0] else b""
 
 
+def _render_present(conn: Any, layer: Layer, tms: TileMatrixSet, z: int, row: int, col: int,
+                    cql: sql.Composable | None) -> bytes | None:
+    """A layer's MVT bytes, or None when its table was dropped since the registry resolved it (a result layer
+    dismissed or expired): the registry re-reads the catalog, and the other layers of the tile still render."""
+    in_transaction = not conn.autocommit
+    try:
+        if in_transaction:
+            with conn.cursor() as cur:
+                cur.execute("SAVEPOINT tile_layer")
+        return _render(conn, layer, tms, z, row, col, cql)
+    except psycopg2.errors.UndefinedTable:
+        if in_transaction:
+            with conn.cursor() as cur:
+                cur.execute("ROLLBACK TO SAVEPOINT tile_layer")
+        LOGGER.warning("layer %s: table %s is gone; re-reading the catalog", layer.id, layer.config.table)
+        _registry().mark_stale()
+        return None
+
+
 def _refreshed(layers: list[Layer]) -> list[Layer]:
     """The same layers re-resolved (they were reloaded: new extent, columns and version)."""
     registry = _registry()
     registry.refresh()
-    return [registry.get(layer.id) for layer in layers]
+    return [registry.get(layer.id, auth.current()) for layer in layers]
 
 
 def _key_and_etag(tms: TileMatrixSet, z: int, row: int, col: int, filter_key: str, layers: list[Layer],
                   versions: dict[str, int]) -> tuple[str, str]:
-    """Cache key (tile, filter and every layer's data version) and the ETag derived from it."""
-    key = "|".join([tms.id, f"{z}/{row}/{col}", filter_key,
-                    ",".join(f"{layer.id}@{versions[layer.id]}" for layer in layers)])
+    """Cache key (tile, filter, every layer's data version and, with a protected layer, the caller's roles) and the
+    ETag derived from it: a tile with internal data is never served from the cache to a caller with other roles."""
+    parts = [tms.id, f"{z}/{row}/{col}", filter_key, ",".join(f"{layer.id}@{versions[layer.id]}" for layer in layers)]
+    permission = access.key(layers)
+    if permission:  # public tiles keep the key (and ETag) they always had
+        parts.append(permission)
+    key = "|".join(parts)
     return key, hashlib.sha1(key.encode()).hexdigest()[:24]
 
 
@@ -337,6 +364,8 @@ def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, co
     # and tiles come from one repeatable-read snapshot.
     known = _known_versions(layers)
     with contextlib.ExitStack() as stack:
+        if known is None:
+            stack.enter_context(data_slot())
         conn = None if known is not None else stack.enter_context(services.current().db.connection(snapshot=True))
         versions = known if known is not None else _versions(conn, layers)
         if any(versions[layer.id] != layer.data_version for layer in layers):
@@ -347,9 +376,15 @@ def _tile_response(layers: list[Layer], tms: TileMatrixSet, z: int, row: int, co
         data = cache.get(key)
         if data is None:
             if conn is None:
+                stack.enter_context(data_slot())
                 conn = stack.enter_context(services.current().db.connection())
-            data = b"".join(_render(conn, layer, tms, z, row, col, cql) for layer in layers)
-            cache.put(key, data)
+            parts = [_render_present(conn, layer, tms, z, row, col, cql) for layer in layers]
+            vanished = [layer.id for layer, part in zip(layers, parts, strict=True) if part is None]
+            if vanished and len(layers) == 1:
+                raise NotFound(f"collection {vanished[0]!r} no longer exists; see /collections")
+            data = b"".join(part for part in parts if part)
+            if not vanished:  # a tile missing a vanished layer is right now, but not worth keeping
+                cache.put(key, data)
     headers = {"ETag": f'"{etag}"', "Cache-Control": cfg.cache_control}
     if data and "gzip" in request.headers.get("Accept-Encoding", ""):
         gz_key = key + "|gz"
@@ -389,7 +424,7 @@ def collection_tile(collection_id: str, tms_id: str, z: int, row: int, col: int)
 
 @BP.route("/tiles/<tms_id>/<int:z>/<int:row>/<int:col>")
 def dataset_tile(tms_id: str, z: int, row: int, col: int) -> Response:
-    """One vector tile with every public layer visible at that zoom (one request per tile for the viewer)."""
+    """One vector tile with every layer the caller may read visible at that zoom (one request per tile)."""
     reject_unknown(request.args, accepted("/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}"))
     tms = _tms(tms_id)
     _check_tile(tms, z, row, col)
@@ -398,6 +433,9 @@ def dataset_tile(tms_id: str, z: int, row: int, col: int) -> Response:
         wanted = [c.strip() for c in request.args["collections"].split(",") if c.strip()]
         known = {layer.id for layer in layers}
         unknown = [c for c in wanted if c not in known]
+        for c in unknown:  # a protected layer: 401 for an anonymous caller; otherwise as unknown as a typo
+            with contextlib.suppress(NotFound):
+                access.layer(c)
         if unknown:
             raise InvalidParameterValue(f"collections: unknown {', '.join(unknown)}; available: {', '.join(known)}")
         layers = [layer for layer in layers if layer.id in wanted]

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from bench.oidc import OIDCProvider, start_oidc_provider
+
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "tests" / "artifacts"
 
@@ -88,3 +90,10 @@ def live_server(dsn: str, loaded: dict[str, int]) -> Iterator[str]:
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[OIDCProvider]:
+    """The OpenID provider the auth tests trust."""
+    with start_oidc_provider() as provider:
+        yield provider

@@ -178,3 +178,89 @@ def test_screenshots_are_not_blank(report: dict[str, Any], name: str) -> None:
     with Image.open(ARTIFACTS / name) as img:
         colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 50, name
+
+
+SIGNIN_SUBJECT = "dept-browser"
+
+
+@pytest.fixture(scope="module")
+def signin_report(dsn: str, loaded: dict[str, int], oidc_provider: Any) -> dict[str, Any]:
+    """/map with sign-in configured (served in a thread), driven once through the real test provider."""
+    import socket
+    import threading
+
+    import werkzeug.serving
+
+    from core.config import AuthConfig, load_config
+    from server import auth, services
+    from server.app import create_app
+
+    node = shutil.which("node")
+    if node is None or not Path(CHROMIUM).exists():
+        pytest.fail("node and Chromium are needed for the browser tests")
+    ensure_assets(REPO)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    base = f"http://127.0.0.1:{port}"
+    cfg = load_config()
+    app = create_app(cfg.model_copy(update={
+        "server": cfg.server.model_copy(update={"url": base}),
+        "auth": AuthConfig(enabled=True, issuer=oidc_provider.issuer, audience="sejong-map", client_id="sejong-map",
+                           role_map={"gis-team": "department"})}))
+    requests.put(f"{oidc_provider.issuer}/users/{SIGNIN_SUBJECT}", json={"roles": ["gis-team"], "name": "김부서"},
+                 timeout=10).raise_for_status()
+    server = werkzeug.serving.make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        res = subprocess.run([node, str(REPO / "tests" / "browser" / "signin.mjs"), base, str(ARTIFACTS),
+                              str(assets_dir(REPO)), SIGNIN_SUBJECT],
+                             capture_output=True, text=True, timeout=180, check=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+        shared = services.of(app)
+        if shared.versions is not None:
+            shared.versions.stop()
+        auth.of(app).keys.stop()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "browser-signin-report.json").write_text(res.stdout)
+    assert res.returncode == 0, res.stderr[-3000:]
+    doc: dict[str, Any] = json.loads(res.stdout)
+    assert "error" not in doc, doc["error"]
+    doc["base"], doc["issuer"] = base, oidc_provider.issuer
+    return doc
+
+
+def test_map_signs_in_with_the_provider(signin_report: dict[str, Any]) -> None:
+    from urllib.parse import parse_qs
+
+    rep, base, issuer = signin_report, signin_report["base"], signin_report["issuer"]
+    assert "cctv" not in rep["anonymous"]["layers"] and rep["anonymous"]["button"] == "로그인"
+    assert rep["authorizeUrl"].startswith(f"{issuer}/oauth2/authorize?")
+    query = parse_qs(urlsplit(rep["authorizeUrl"]).query)
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
+    assert query["client_id"] == ["sejong-map"] and query["redirect_uri"] == [f"{base}/map"]
+    assert query["response_type"] == ["code"] and query["state"][0]
+    signed = rep["signedIn"]
+    assert signed["layers"] == [*rep["anonymous"]["layers"][:signed["layers"].index("cctv")], "cctv",
+                                *rep["anonymous"]["layers"][signed["layers"].index("cctv"):]]
+    assert "김부서" in signed["who"]
+    assert "code=" not in signed["url"] and signed["url"].startswith(f"{base}/map?lang=ko")
+    assert signed["session"] and not signed["local"]  # the token lives in sessionStorage only
+    assert signed["cctvRendered"] > 0
+    assert "cctv" not in rep["signedOut"]["layers"] and rep["signedOut"]["button"] and not rep["signedOut"]["session"]
+    assert not rep["failed"] and not rep["pageErrors"] and not rep["console"], (rep["failed"], rep["console"])
+
+
+def test_map_sends_the_token_to_this_server_only(signin_report: dict[str, Any]) -> None:
+    host = urlsplit(signin_report["base"]).netloc
+    carried = [r["url"] for r in signin_report["requests"] if r["authorization"]]
+    assert carried and {urlsplit(u).netloc for u in carried} == {host}
+    for part in ("/collections?", "/map/layers.json", "/styles/default", "/tiles/WebMercatorQuad/"):
+        assert any(part in u for u in carried), part
+    provider = urlsplit(signin_report["issuer"]).netloc
+    ours = [r["url"] for r in signin_report["requests"] if r["from"].startswith(signin_report["base"])]
+    assert {urlsplit(u).netloc for u in ours} == {host, provider}  # (the provider's own form is not ours)

@@ -84,3 +84,15 @@ def test_pool_is_rebuilt_in_a_forked_child(dsn: str) -> None:
         cur.execute("SELECT pg_backend_pid()")
         assert cur.fetchone()[0] == parent_backend
     db.close()
+
+
+def test_cluster_folder_name_is_the_same_in_every_process(tmp_path: Any) -> None:
+    """The fallback cluster folder is named from the checkout, not Python's per-process salted hash()."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from server.pgcluster import checkout_id; "
+            "print(checkout_id(Path(sys.argv[1])))")
+    names = {subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2", "3")}
+    assert len(names) == 1 and names != {""}

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from process_helpers import wait_for
 
 from core.errors import ServiceUnavailable, TooManyRequests
+from server import services
 from server.limits import Limiter
 
 
@@ -26,8 +28,11 @@ def test_limiter_per_client_and_total() -> None:
     lim.leave("a")
 
 
-def test_busy_data_routes_leave_health_answering(app: Any, client: Any) -> None:
+def test_busy_data_routes_leave_health_and_cached_tiles_answering(app: Any, client: Any) -> None:
     limiter: Limiter = app.extensions["sejong_limiter"]
+    cached = "/collections/bike_stations/tiles/WebMercatorQuad/12/1601/3496"
+    wait_for(lambda: services.of(app).versions.current(), lambda v: v is not None, 30, "the version watcher")
+    assert client.get(cached).status_code == 200  # rendered and cached now
     held = [f"10.0.0.{i}" for i in range(limiter.total)]
     for addr in held:
         limiter.enter(addr)
@@ -36,6 +41,9 @@ def test_busy_data_routes_leave_health_answering(app: Any, client: Any) -> None:
         assert client.get("/processes").status_code == 200
         busy = client.get("/collections/bike_stations/items?limit=1")
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+        assert client.get(cached).status_code == 200  # a cached tile needs no slot
+        uncached = client.get("/collections/bike_stations/tiles/WebMercatorQuad/12/1600/3495")
+        assert uncached.status_code == 503  # rendering one does
     finally:
         for addr in held:
             limiter.leave(addr)

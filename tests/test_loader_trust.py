@@ -15,9 +15,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import psycopg2
 import pyogrio
 import pytest
+from db_helpers import drop_test_tables, query
 
 from core.config import load_config
 from loaders.bundled import load_bundled
@@ -43,22 +43,7 @@ SGG = DATA / "korea/boundaries-kostat-2018/skorea-municipalities-2018-topo-simpl
 def db(dsn: str, loaded: dict[str, int]):  # type: ignore[no-untyped-def]
     """The loaded test database; drops the public.trust_* tables this module makes."""
     yield dsn
-    for (name,) in query(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                              "AND tablename LIKE 'trust\\_%'"):
-        query(dsn, f'DROP TABLE IF EXISTS public."{name}"')
-    query(dsn, "DELETE FROM meta.datasets WHERE table_name LIKE 'public.trust\\_%'")
-
-
-def query(dsn: str, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
-    conn = psycopg2.connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args or None)
-            rows = cur.fetchall() if cur.description else []
-        conn.commit()
-        return rows
-    finally:
-        conn.close()
+    drop_test_tables(dsn, "trust")
 
 
 def state(dsn: str) -> tuple:  # type: ignore[type-arg]
@@ -204,8 +189,9 @@ def test_placeholder_latlon_and_real_xy(db: str, tmp_path: Path) -> None:
     res = load_csv(db, path, "public.trust_pumps", epsg=None, bbox=REGION)
     assert res.rows == 44
     assert any("x 좌표/y 좌표" in n and "위도" in n and "constant" in n for n in res.notes), res.notes
+    first = (float(lon[0]), float(lat[0]), sejong[0][col["자전거대여소명"]])
     far = query(db, "SELECT max(ST_Distance(t.geom, ST_Transform(ST_SetSRID(ST_MakePoint(%s, %s), 4326), 5186))) "
-                    "FROM public.trust_pumps t WHERE t.이름 = %s", (float(lon[0]), float(lat[0]), sejong[0][col["자전거대여소명"]]))
+                    "FROM public.trust_pumps t WHERE t.이름 = %s", first)
     assert far[0][0] < 1.0
     assert query(db, "SELECT count(DISTINCT geom) FROM public.trust_pumps")[0][0] > 40
     # only the placeholder pair: refused, nothing stored

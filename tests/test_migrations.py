@@ -170,7 +170,7 @@ def test_fresh_database_migrates_to_head(new_database: Callable[[], str]) -> Non
     db = new_database()
     assert _revision(db) is None
     schema.migrate(db)
-    assert _revision(db) == schema.head() == "0003"
+    assert _revision(db) == schema.head() == "0006"
     assert _exec(db, "SELECT count(*) FROM meta.alembic_version") == [(1,)]
     datasets = _columns(db, "datasets")
     assert list(datasets) == ["table_name", "title", "licence", "attribution", "sources", "loaded_at", "rows_loaded",
@@ -183,14 +183,19 @@ def test_fresh_database_migrates_to_head(new_database: Callable[[], str]) -> Non
     assert jobs["created"] == ("timestamp with time zone", "NO", "clock_timestamp()")
     assert jobs["compute_s"] == ("double precision", "YES", None)
     assert jobs["lease_expires"] == ("timestamp with time zone", "YES", None)
+    assert jobs["owner"] == ("text", "YES", None)  # 0005
+    assert jobs["owner_roles"] == ("ARRAY", "NO", "'{}'::text[]")
     assert set(_columns(db, "result_layers")) == {"layer_id", "table_name", "title_ko", "title_en", "geometry_type",
                                                   "job_id", "created_at", "expires_at", "style"}
+    keys = _columns(db, "api_keys")  # 0004
+    assert list(keys) == ["key_id", "name", "secret_sha256", "roles", "created_at", "expires_at", "revoked_at"]
+    assert keys["roles"] == ("ARRAY", "NO", "'{}'::text[]")
     assert _exec(db, "SELECT meta.pm10_grade(81), meta.pm25_grade(10)") == [("나쁨", "좋음")]
     with pytest.raises(psycopg2.errors.CheckViolation):
         _exec(db, "INSERT INTO meta.jobs (job_id, process_id, status, owner_host, owner_pid) "
                   "VALUES ('j', 'p', 'bogus', 'h', 1)")
     assert {r[0] for r in _exec(db, "SELECT indexname FROM pg_indexes WHERE schemaname = 'meta'")} >= {
-        "jobs_created_idx", "jobs_active_idx", "result_layers_expires_idx"}
+        "jobs_created_idx", "jobs_active_idx", "jobs_owner_idx", "result_layers_expires_idx"}
     assert _exec(db, "SELECT nspname FROM pg_namespace WHERE nspname IN ('staging', 'results') ORDER BY 1") == [
         ("results",), ("staging",)]
 
@@ -245,9 +250,18 @@ def test_old_installation_is_stamped_and_keeps_its_rows(new_database: Callable[[
         ("public.bike_stations", "공공자전거 대여소", [{"file": "a.csv"}], 42, 7)]
     assert _exec(old, "SELECT job_id, status FROM meta.jobs") == [("j1", "successful")]
     after = _exec(old, DESCRIBE)
-    assert set(after) - set(before) == {("column", "jobs.lease_expires", "timestamp with time zone f"),
-                                        ("column", "datasets.quality", "jsonb f"),
-                                        ("column", "datasets.rejects", "jsonb f")}
+    added = set(after) - set(before)
+    assert {r[1] for r in added if "api_keys" in r[1]} == {  # 0004: a new table, its key, trigger function
+        "api_keys.key_id", "api_keys.name", "api_keys.secret_sha256", "api_keys.roles", "api_keys.created_at",
+        "api_keys.expires_at", "api_keys.revoked_at", "api_keys_pkey", "notify_api_keys"}
+    assert {r[1] for r in added if "feature_changes" in r[1]} >= {  # 0006: the audit table of feature edits
+        "feature_changes.change_id", "feature_changes.before", "feature_changes.after", "feature_changes_pkey",
+        "feature_changes_operation_check", "feature_changes_layer_idx"}
+    assert {r for r in added if "api_keys" not in r[1] and "feature_changes" not in r[1]} == {
+        ("column", "jobs.lease_expires", "timestamp with time zone f"), ("column", "datasets.quality", "jsonb f"),
+        ("column", "datasets.rejects", "jsonb f"), ("column", "jobs.owner", "text f"),  # 0005
+        ("column", "jobs.owner_roles", "text[] t '{}'::text[]"),
+        ("index", "jobs_owner_idx", "CREATE INDEX jobs_owner_idx ON meta.jobs USING btree (owner, created DESC)")}
     schema.migrate(fresh)
     assert _exec(fresh, DESCRIBE) == after  # and it is exactly what a fresh installation gets
 
@@ -303,4 +317,4 @@ def test_downgrade_to_base_then_upgrade(new_database: Callable[[], str]) -> None
     schema.migrate(db)
     assert _revision(db) == schema.head()
     assert _exec(db, "SELECT meta.pm25_grade(80)") == [("매우나쁨",)]
-    assert len(_columns(db, "jobs")) == 17  # 0002 added lease_expires
+    assert len(_columns(db, "jobs")) == 19  # 0002 added lease_expires, 0005 owner and owner_roles

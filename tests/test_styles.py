@@ -16,7 +16,7 @@ from server import assets, services, styles_api
 
 REPO = Path(__file__).resolve().parent.parent
 STYLE_FILES = sorted((REPO / "styles").glob("*.json"))
-LAYER_STYLES = {"admin_areas", "air_quality", "bike_stations", "buildings", "emd_2018", "facilities", "land",
+LAYER_STYLES = {"admin_areas", "air_quality", "bike_stations", "buildings", "cctv", "emd_2018", "facilities", "land",
                 "street_lights"}
 
 

@@ -138,6 +138,7 @@ map.on('load', async () => {
   map.addLayer({ id: 'pick-point', type: 'circle', source: 'pick', filter: ['==', ['get', 'kind'], 'point'],
     paint: { 'circle-color': '#c0201a', 'circle-radius': 7, 'circle-stroke-color': '#fff', 'circle-stroke-width': 2 } });
   map.on('click', (e) => pick(e.lngLat.lng, e.lngLat.lat));
+  document.getElementById('search').addEventListener('submit', (e) => e.preventDefault());  // no inline handlers (CSP)
   document.getElementById('at-centre').addEventListener('click', () => { const c = map.getCenter(); pick(c.lng, c.lat); });
   document.getElementById('radius').addEventListener('change', () => {
     if (window.__results) pick(...window.__results.point);

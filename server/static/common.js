@@ -5,9 +5,13 @@ export const LANG = CFG.lang === 'en' ? 'en' : 'ko';
 
 export function tr(ko, en) { return LANG === 'en' ? en : ko; }
 
+let extraHeaders = () => ({});
+// Headers every getJSON adds for a URL (the /map sign-in: Authorization to this server).
+export function useHeaders(fn) { extraHeaders = fn; }
+
 export async function getJSON(url) {
-  const r = await fetch(url, { headers: { Accept: 'application/json' } });
-  if (!r.ok) throw new Error(`${url}: HTTP ${r.status}`);
+  const r = await fetch(url, { headers: { Accept: 'application/json', ...extraHeaders(url) } });
+  if (!r.ok) throw Object.assign(new Error(`${url}: HTTP ${r.status}`), { status: r.status });
   return r.json();
 }
 

@@ -1,16 +1,34 @@
 // Department viewer (/map): layer list from /collections, legend from the style, attributes from the features API.
 import * as maplibregl from 'maplibre-gl';
-import { BASE, LANG, tr, getJSON, el, featureTable, exposeMap, wireLangLinks } from './common.js';
+import { BASE, LANG, tr, getJSON, el, featureTable, exposeMap, wireLangLinks, useHeaders } from './common.js';
+import { authHeaders, completeSignIn, session, signIn, signOut } from './signin.js';
 
 wireLangLinks();
 const COLLECTION = 'sejong:collection';
 const PALETTE = ['#6a1b9a', '#00695c', '#ad1457', '#283593', '#4e342e', '#00838f', '#558b2f'];
 
-const [collectionsDoc, layersDoc, style] = await Promise.all([
-  getJSON(`${BASE}/collections?f=json&lang=${LANG}`),
-  getJSON(`${BASE}/map/layers.json`),
-  getJSON(`${BASE}/styles/default`),
-]);
+// signed in: every request for data to this server carries the token (features, tiles, styles)
+useHeaders(authHeaders);
+let signInError = null;
+try {
+  if (await completeSignIn()) await new Promise(() => {});  // back from the provider: /map reloads signed in
+} catch (err) {
+  signInError = err;
+}
+
+let docs;
+try {
+  docs = await Promise.all([
+    getJSON(`${BASE}/collections?f=json&lang=${LANG}`),
+    getJSON(`${BASE}/map/layers.json`),
+    getJSON(`${BASE}/styles/default`),
+  ]);
+} catch (err) {
+  if (err.status === 401 && session()) signOut();  // the token expired or was refused: continue signed out
+  throw err;
+}
+const [collectionsDoc, layersDoc, style] = docs;
+renderSignIn(layersDoc.signIn);
 const collections = collectionsDoc.collections;
 const info = Object.fromEntries(layersDoc.layers.map((l) => [l.id, l]));
 
@@ -32,12 +50,45 @@ const extraAttr = [...new Set(collections.filter((c) => !tiled.has(c.id) && c.at
 
 const map = new maplibregl.Map({
   container: 'map', style, hash: true, localIdeographFontFamily: false, attributionControl: false,
+  transformRequest: (url) => ({ url, headers: authHeaders(url) }),
   canvasContextAttributes: { preserveDrawingBuffer: true }, maxZoom: 19,
 });
 exposeMap(map);
 map.addControl(new maplibregl.NavigationControl(), 'top-right');
 map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
 map.addControl(new maplibregl.AttributionControl({ compact: true, customAttribution: extraAttr }), 'bottom-right');
+
+// Sign-in button, or who is signed in and sign-out (only when the server names an OpenID provider)
+function renderSignIn(cfg) {
+  const s = session();
+  if (!cfg && !s) return;
+  const box = el('span', { class: 'signin', id: 'signin' });
+  if (s) {
+    box.append(el('span', { id: 'signed-in-as', text: tr(`${s.name} 님`, `Signed in: ${s.name}`) }), ' ',
+      el('button', { type: 'button', id: 'sign-out', onclick: signOut, text: tr('로그아웃', 'Sign out') }));
+  } else {
+    const failed = el('span', { class: 'note', id: 'signin-error', role: 'alert',
+      text: signInError ? tr(`로그인 실패: ${signInError.message}`, `Sign-in failed: ${signInError.message}`) : '' });
+    box.append(el('button', { type: 'button', id: 'sign-in', text: tr('로그인', 'Sign in'), onclick: () => {
+      signIn(cfg.issuer, cfg.clientId, LANG).catch((err) => { failed.textContent = String(err.message || err); });
+    } }), ' ', failed);
+  }
+  document.querySelector('header.top nav').append(box);
+}
+
+// a download link cannot carry the token: signed in, fetch the file and save it
+function download(ev) {
+  if (!session()) return;
+  ev.preventDefault();
+  const a = ev.currentTarget;
+  fetch(a.href, { headers: authHeaders(a.href) })
+    .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`HTTP ${r.status}`))))
+    .then((blob) => {
+      const url = URL.createObjectURL(blob);
+      el('a', { href: url, download: a.getAttribute('download') }).click();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    });
+}
 
 const state = {};   // collection id -> {visible, layerIds}
 window.__layerIds = {};
@@ -159,9 +210,9 @@ function renderDownloads() {
     const q = `bbox=${bbox}&limit=10000`;
     ul.append(el('li', { 'data-collection': c.id }, el('span', { text: `${titleOf(c)}: ` }),
       el('a', { href: `${BASE}/collections/${c.id}/items?f=json&${q}`, download: `${c.id}.geojson`,
-        class: 'dl-geojson', text: 'GeoJSON' }), ' · ',
+        class: 'dl-geojson', text: 'GeoJSON', onclick: download }), ' · ',
       el('a', { href: `${BASE}/map/download/${c.id}.csv?${q}`, download: `${c.id}.csv`, class: 'dl-csv',
-        text: 'CSV' })));
+        text: 'CSV', onclick: download })));
   }
 }
 
