@@ -13,10 +13,10 @@ from typing import Any
 
 import mapbox_vector_tile
 import pytest
-from bench.oidc import OIDCProvider
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bench.oidc import OIDCProvider
 from core.config import AuthConfig, LayerConfig, load_config
 from server import auth, pmtiles_export
 from server.apikeys import create_key
