@@ -64,6 +64,48 @@ class NotAcceptable(OGCError):
     code = "NotAcceptable"
 
 
+class Unauthorized(OGCError):
+    """401: missing or invalid credentials (the WWW-Authenticate header says which)."""
+
+    http_status = 401
+    code = "Unauthorized"
+
+
+class Forbidden(OGCError):
+    """403: the caller is known and may not do this (no editing role, a quota of zero jobs)."""
+
+    http_status = 403
+    code = "Forbidden"
+
+
+class Conflict(OGCError):
+    """409: the resource exists already (a feature with this id)."""
+
+    http_status = 409
+    code = "Conflict"
+
+
+class PreconditionFailed(OGCError):
+    """412: the feature changed since the ETag in If-Match was read."""
+
+    http_status = 412
+    code = "PreconditionFailed"
+
+
+class UnsupportedMediaType(OGCError):
+    """415: the body is not in a media type the route takes."""
+
+    http_status = 415
+    code = "UnsupportedMediaType"
+
+
+class PreconditionRequired(OGCError):
+    """428: replace, update and delete need If-Match with the feature's ETag."""
+
+    http_status = 428
+    code = "PreconditionRequired"
+
+
 class TooManyRequests(OGCError):
     """A bounded queue or concurrency limit is full: retry later."""
 

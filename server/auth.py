@@ -24,7 +24,7 @@ import jwt
 from flask import Flask, Response, g, has_request_context, request
 
 from core.config import AuthConfig
-from core.errors import OGCError, ServiceUnavailable
+from core.errors import OGCError, ServiceUnavailable, Unauthorized
 from server import services
 from server.apikeys import PREFIX, KeyStore
 
@@ -72,13 +72,6 @@ def owner_of(identity: Identity) -> str | None:
 
 
 ANONYMOUS = Identity(None, frozenset(), "anonymous")
-
-
-class Unauthorized(OGCError):
-    """401: missing or invalid credentials (the WWW-Authenticate header says which)."""
-
-    http_status = 401
-    code = "Unauthorized"
 
 
 def _quoted(text: str) -> str:

@@ -22,7 +22,15 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from core import crs as crs_mod
 from core.db import Database
-from core.errors import InvalidParameterValue, NotFound, OGCError
+from core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidParameterValue,
+    NotFound,
+    PreconditionFailed,
+    PreconditionRequired,
+    UnsupportedMediaType,
+)
 from layers import edit_sql
 from layers.model import Layer
 from layers.query import parse_int, reject_unknown
@@ -42,41 +50,6 @@ ITEM = "/collections/{collectionId}/items/{featureId}"
 CHANGES = "/collections/{collectionId}/changes"
 BODY_TYPES = ("application/json", "application/geo+json", "application/merge-patch+json")
 VERSION_WAIT_S = 2.0  # how long an edit waits for this server's version watcher to see its new data version
-
-
-class Forbidden(OGCError):
-    """403: the caller may read the layer but holds none of the roles that may edit it."""
-
-    http_status = 403
-    code = "Forbidden"
-
-
-class Conflict(OGCError):
-    """409: a feature with this id exists already."""
-
-    http_status = 409
-    code = "Conflict"
-
-
-class PreconditionFailed(OGCError):
-    """412: the feature changed since the ETag in If-Match was read."""
-
-    http_status = 412
-    code = "PreconditionFailed"
-
-
-class PreconditionRequired(OGCError):
-    """428: replace, update and delete need If-Match with the feature's ETag."""
-
-    http_status = 428
-    code = "PreconditionRequired"
-
-
-class UnsupportedMediaType(OGCError):
-    """415: the body is not JSON."""
-
-    http_status = 415
-    code = "UnsupportedMediaType"
 
 
 def enabled(app: Flask | None = None) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, request
 
 from core.config import ProcessesConfig
-from core.errors import InvalidParameterValue, OGCError, TooManyRequests
+from core.errors import Forbidden, InvalidParameterValue, OGCError, TooManyRequests
 from layers.query import parse_int, reject_unknown
 from processes import quotas
 from processes.base import Processor
@@ -75,13 +75,6 @@ def _runtime() -> Runtime:
     runtime = services.current().runtime
     assert runtime is not None  # register() set it before the routes exist
     return runtime
-
-
-class Forbidden(OGCError):
-    """403: the caller is known and may not do this (a quota of zero jobs)."""
-
-    http_status = 403
-    code = "Forbidden"
 
 
 def _json(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:

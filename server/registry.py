@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from core.config import AppConfig, LayerConfig
 from core.db import Database
-from core.errors import NotFound, OGCError
+from core.errors import NotFound, Unauthorized
 from layers.model import Layer, resolve
 
 LOGGER = logging.getLogger(__name__)
@@ -36,11 +36,8 @@ class Caller(Protocol):
         """True when the caller holds the admin role (every result layer)."""
 
 
-class AuthenticationRequired(OGCError):
+class AuthenticationRequired(Unauthorized):
     """401: an anonymous caller asked for a layer that needs a role (WWW-Authenticate: Bearer, no error)."""
-
-    http_status = 401
-    code = "Unauthorized"
 
     def __init__(self, description: str) -> None:
         super().__init__(description, headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'})
