@@ -160,6 +160,11 @@ class DatabaseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = ""
     read_url: str = ""
+
+    @field_validator("url", "read_url", mode="before")
+    @classmethod
+    def _empty(cls, value: object) -> object:
+        return "" if value is None else value  # `url: ${DATABASE_URL:-}` unquoted reads as null when unset
     embedded_port: int = 54329
     pool_size: int = 8
 
@@ -311,6 +316,11 @@ class AuthConfig(BaseModel):
     leeway_s: float = Field(default=30.0, ge=0, le=300)  # clock skew allowed on exp/nbf/iat
     roles_claim: str = "roles"  # dotted path into the claims, e.g. realm_access.roles
     role_map: dict[str, str] = {}  # claim value -> our role; unmapped values give no role
+
+    @field_validator("issuer", "jwks_url", "audience", "client_id", mode="before")
+    @classmethod
+    def _empty(cls, value: object) -> object:
+        return "" if value is None else value  # `issuer: ${VAR:-}` unquoted reads as null when VAR is unset
 
     @field_validator("algorithms")
     @classmethod
