@@ -146,6 +146,8 @@ class ServerConfig(BaseModel):
     statement_timeout_ms: int = Field(default=15000, ge=100)
     max_body_kb: int = Field(default=2048, ge=1)  # larger request bodies are refused with 413
     per_client_concurrency: int = Field(default=8, ge=1)  # data requests at once from one client address (429)
+    rate_limit_anonymous: int = Field(default=3000, ge=0)  # requests a minute per client address per worker (0: off)
+    rate_limit_authenticated: int = Field(default=12000, ge=0)  # requests a minute per identity per worker (0: off)
     cors: str | None = "*"
 
     @field_validator("url")

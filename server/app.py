@@ -8,7 +8,7 @@ from flask import Flask, Response
 
 from core.config import AppConfig, database_url, load_config, read_database_url
 from core.db import Database
-from server import auth, hygiene, limits, security_headers, services
+from server import auth, hygiene, limits, ratelimit, security_headers, services
 from server.errors import register_error_handlers
 from server.registry import LayerRegistry
 from server.tilecache import TileCache
@@ -37,6 +37,7 @@ def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     register_error_handlers(app)
     hygiene.install(app)
     auth.install(app)  # server.auth.current(): the caller's identity, in every view
+    ratelimit.install(app, cfg.server)
     security_headers.install(app, cfg)
     limits.install(app, limits.Limiter(cfg.server.threads - 1, cfg.server.per_client_concurrency))
     app.register_blueprint(common.BP)
