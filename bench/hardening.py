@@ -529,7 +529,9 @@ def print_report(doc: dict[str, Any]) -> None:
 def _args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.hardening", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--old", type=Path, default=Path("/work/bench-base"), help="checkout of the old code (own venv)")
+    p.add_argument("--old", type=Path, default=REPO_ROOT / "var" / "bench-old",
+                   help="checkout of the old code with its own var/venv (default var/bench-old: "
+                        "git worktree add var/bench-old <commit> && (cd var/bench-old && ./run db stop))")
     p.add_argument("--only", default="new,old", help="versions to run (default new,old)")
     p.add_argument("--parts", default="1,2,3")
     p.add_argument("--seconds", type=float, default=10.0, help="each timed wrk run (default 10)")
@@ -560,6 +562,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     rng = random.Random(args.seed)
     HOME.mkdir(parents=True, exist_ok=True)
+    if "old" in args.only and not (args.old / "var" / "venv" / "bin" / "python").exists():
+        raise SystemExit(f"no old checkout with a virtualenv at {args.old}: make one with `git worktree add "
+                         f"{args.old} <commit>` and `./run db stop` inside it, or pass --old DIR, or --only new")
     known = {"new": Version("new", REPO_ROOT, 54381), "old": Version("old", args.old.resolve(), 54382)}
     versions = [known[n] for n in args.versions]
     doc: dict[str, Any] = {"args": {k: (sorted(v) if isinstance(v, set) else str(v) if isinstance(v, Path) else v)
