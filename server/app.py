@@ -66,3 +66,15 @@ def create_app(cfg: AppConfig | None = None, dsn: str | None = None) -> Flask:
     except Exception:
         LOGGER.exception("could not read the layer catalog at startup; will retry on first request")
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Stop an app's background work (job runtime, data-version and API-key listeners) and close its pools."""
+    svc = services.of(app)
+    if svc.runtime is not None:
+        svc.runtime.shutdown()
+    if svc.versions is not None:
+        svc.versions.stop()
+    auth.of(app).keys.stop()
+    svc.db.close()
+    svc.health_db.close()

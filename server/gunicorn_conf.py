@@ -27,14 +27,12 @@ graceful_timeout = 10  # running jobs are recorded as failed at once and stop wi
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Record this worker's jobs as failed and stop its job threads, so shutdown does not wait for them."""
+    """Record this worker's jobs as failed and stop its background work, so shutdown does not wait for them."""
     import sys
 
     wsgi = sys.modules.get("server.wsgi")
     if wsgi is None:
         return
-    from server import services
+    from server.app import close_app
 
-    runtime = services.of(wsgi.app).runtime
-    if runtime is not None:
-        runtime.shutdown()
+    close_app(wsgi.app)

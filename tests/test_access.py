@@ -18,8 +18,9 @@ from flask.testing import FlaskClient
 
 from bench.oidc import OIDCProvider
 from core.config import AuthConfig, LayerConfig, load_config
-from server import auth, pmtiles_export
+from server import pmtiles_export
 from server.apikeys import create_key
+from server.app import close_app
 
 LAYER = "cctv"
 ROLE_MAP = {"gis-team": "department", "parks-team": "parks"}
@@ -31,7 +32,6 @@ Headers = dict[str, str]
 def app(dsn: str, loaded: dict[str, int], oidc_provider: OIDCProvider) -> Iterator[Flask]:
     """Auth on, trusting the test provider; the bundled data (cctv included) loaded."""
     from server.app import create_app
-    from server.services import of
 
     assert loaded  # the bundled load ran (cctv is one of its datasets)
     cfg = load_config()
@@ -39,10 +39,7 @@ def app(dsn: str, loaded: dict[str, int], oidc_provider: OIDCProvider) -> Iterat
         enabled=True, issuer=oidc_provider.issuer, audience="sejong-map", role_map=ROLE_MAP)}))
     application.config["TESTING"] = True
     yield application
-    versions = of(application).versions
-    if versions is not None:
-        versions.stop()
-    auth.of(application).keys.stop()
+    close_app(application)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from bench.oidc import OIDCProvider, start_oidc_provider
 from core.config import AuthConfig, load_config
 from server import auth
+from server.app import close_app
 from server.cli import run_keys
 
 ROLE_MAP = {"gis-team": "department", "editors": "editor", "city-admin": "admin"}
@@ -44,7 +45,6 @@ def _unb64(text: str) -> bytes:
 def make_app(dsn: str, loaded: dict[str, int]) -> Iterator[Callable[..., Flask]]:
     """Apps on the test database with an auth section, each with a /_whoami route showing auth.current()."""
     from server.app import create_app
-    from server.services import of
 
     made: list[Flask] = []
 
@@ -64,10 +64,7 @@ def make_app(dsn: str, loaded: dict[str, int]) -> Iterator[Callable[..., Flask]]
 
     yield make
     for app in made:
-        versions = of(app).versions
-        if versions is not None:
-            versions.stop()
-        auth.of(app).keys.stop()
+        close_app(app)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ from typing import Any
 
 import requests
 
+from server.app import close_app
+
 ITEMS = "/collections/bike_stations/items"
 
 
@@ -64,7 +66,6 @@ def test_non_ascii_feature_id_over_gunicorn(live_server: str) -> None:
 
 
 def test_health_is_503_with_retry_after_when_the_database_is_down() -> None:
-    from server import services
     from server.app import create_app
 
     app = create_app(dsn="postgresql://nobody:nothing@127.0.0.1:9/nowhere?connect_timeout=2")
@@ -73,11 +74,7 @@ def test_health_is_503_with_retry_after_when_the_database_is_down() -> None:
         assert resp.status_code == 503 and resp.headers["Retry-After"].isdigit()
         assert resp.get_json()["code"] == "ServiceUnavailable" and "postgis" not in resp.get_data(as_text=True)
     finally:
-        svc = services.of(app)
-        if svc.versions is not None:
-            svc.versions.stop()
-        if svc.runtime is not None:
-            svc.runtime.shutdown()
+        close_app(app)
 
 
 def test_health_shows_no_versions(client: Any) -> None:

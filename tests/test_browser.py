@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from server.app import close_app
 from server.assets import assets_dir, ensure_assets
 
 REPO = Path(__file__).resolve().parent.parent
@@ -192,7 +193,6 @@ def signin_report(dsn: str, loaded: dict[str, int], oidc_provider: Any) -> dict[
     import werkzeug.serving
 
     from core.config import AuthConfig, load_config
-    from server import auth, services
     from server.app import create_app
 
     node = shutil.which("node")
@@ -221,10 +221,7 @@ def signin_report(dsn: str, loaded: dict[str, int], oidc_provider: Any) -> dict[
         server.shutdown()
         server.server_close()
         thread.join(5)
-        shared = services.of(app)
-        if shared.versions is not None:
-            shared.versions.stop()
-        auth.of(app).keys.stop()
+        close_app(app)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "browser-signin-report.json").write_text(res.stdout)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -17,8 +17,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.config import AuthConfig, LayerConfig, load_config
-from server import auth
 from server.apikeys import create_key
+from server.app import close_app
 from server.editing import CONFORMANCE
 
 LAYER = "edit_test"
@@ -42,7 +42,6 @@ def _sql(dsn: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, 
 def app(dsn: str, loaded: dict[str, int], oidc_provider: OIDCProvider) -> Iterator[Flask]:
     """A copy of public.bike_stations (primary key, GiST index, catalog row), editable by `editor`."""
     from server.app import create_app
-    from server.services import of
 
     assert loaded
     _sql(dsn, "DROP TABLE IF EXISTS public.edit_test")
@@ -62,10 +61,7 @@ def app(dsn: str, loaded: dict[str, int], oidc_provider: OIDCProvider) -> Iterat
         role_map={"gis-editors": "editor", "gis-team": "department"})}))
     application.config["TESTING"] = True
     yield application
-    versions = of(application).versions
-    if versions is not None:
-        versions.stop()
-    auth.of(application).keys.stop()
+    close_app(application)
     _sql(dsn, "DROP TABLE IF EXISTS public.edit_test")
     _sql(dsn, "DELETE FROM meta.datasets WHERE table_name = 'public.edit_test'")
 

@@ -16,6 +16,7 @@ from process_helpers import points
 from core.config import AuthConfig, ProcessesConfig, Quota, Quotas, load_config
 from server import auth, services
 from server.apikeys import create_key
+from server.app import close_app
 from server.processes_api import owner_of
 
 ECHO = "/processes/echo/execution"
@@ -34,12 +35,7 @@ def app(dsn: str, loaded: dict[str, int]) -> Iterator[Flask]:
                                             "processes": cfg.processes.model_copy(update={"quotas": QUOTAS})}))
     app.config["TESTING"] = True
     yield app
-    shared = services.of(app)
-    if shared.runtime is not None:
-        shared.runtime.shutdown()
-    if shared.versions is not None:
-        shared.versions.stop()
-    auth.of(app).keys.stop()
+    close_app(app)
 
 
 @pytest.fixture(scope="module")
@@ -153,12 +149,7 @@ def test_a_zero_quota_closes_analyses(dsn: str, loaded: dict[str, int], keys: di
         assert anonymous.status_code == 401 and "WWW-Authenticate" in anonymous.headers
         assert client.post(ECHO, json={"inputs": {"echoInput": "x"}}, headers=keys["alice"]).status_code == 403
     finally:
-        shared = services.of(app)
-        if shared.runtime is not None:
-            shared.runtime.shutdown()
-        if shared.versions is not None:
-            shared.versions.stop()
-        auth.of(app).keys.stop()
+        close_app(app)
 
 
 def test_quota_of_a_caller() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.config import load_config
-from server import services
+from server.app import close_app
 from server.ratelimit import WINDOW_S, RateLimiter
 
 
@@ -35,8 +35,4 @@ def test_over_the_limit_is_429_with_retry_after(dsn: str, loaded: dict[str, int]
         other = client.get("/conformance", environ_base={"REMOTE_ADDR": "10.1.2.3"})
         assert other.status_code == 200  # another client address
     finally:
-        svc = services.of(app)
-        if svc.versions is not None:
-            svc.versions.stop()
-        if svc.runtime is not None:
-            svc.runtime.shutdown()
+        close_app(app)

@@ -15,8 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.config import AuthConfig, load_config
-from server import auth, services
+from server import services
 from server.apikeys import create_key
+from server.app import close_app
 
 Headers = dict[str, str]
 TILE = "12/1600/3496"  # Sejong City Hall and Government Complex: CCTV points nearby
@@ -32,12 +33,7 @@ def app(dsn: str, loaded: dict[str, int]) -> Iterator[Flask]:
     application = create_app(cfg.model_copy(update={"auth": AuthConfig(enabled=True)}))
     application.config["TESTING"] = True
     yield application
-    shared = services.of(application)
-    if shared.runtime is not None:
-        shared.runtime.shutdown()
-    if shared.versions is not None:
-        shared.versions.stop()
-    auth.of(application).keys.stop()
+    close_app(application)
 
 
 @pytest.fixture(scope="module")

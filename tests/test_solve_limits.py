@@ -17,6 +17,7 @@ from processes import sandbox
 from processes import solve_budget as budget
 from processes.soc_meta import PAJU_MCLP, PAJU_PMEDIAN
 from server import services
+from server.app import close_app
 
 URL = "/processes/soc-siting/execution"
 _RNG = np.random.default_rng(5)
@@ -44,10 +45,7 @@ def make_app(dsn: str, loaded: dict[str, int]) -> Iterator[AppFactory]:
 
     yield make
     for app in made:
-        svc = services.of(app)
-        if svc.runtime is not None:
-            svc.runtime.shutdown()
-        svc.db.close()
+        close_app(app)
 
 
 def _submit(client: Any, inputs: dict[str, Any]) -> str:

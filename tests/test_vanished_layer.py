@@ -9,7 +9,7 @@ import psycopg2
 from mapbox_vector_tile import decode
 
 from core.config import LayerConfig, load_config
-from server import services
+from server.app import close_app
 
 
 def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -48,6 +48,4 @@ def test_dropped_table_is_404_and_composite_tiles_keep_the_rest(dsn: str, loaded
         resp = client.get(url)
         assert resp.status_code == 404 and resp.get_json()["code"] == "NotFound", (url, resp.status_code)
     assert "vanishing" not in {c["id"] for c in client.get("/collections").get_json()["collections"]}
-    svc = services.of(app)
-    if svc.runtime is not None:
-        svc.runtime.shutdown()
+    close_app(app)
