@@ -17,7 +17,7 @@ from core.config import AuthConfig, database_url, load_config
 from server.apikeys import create_key, revoke_key
 from server.app import create_app
 
-PATHS = {"cached tile": "/collections/bike_stations/tiles/WebMercatorQuad/12/1600/3496",
+PATHS = {"cached tile": "/collections/bike_stations/tiles/WebMercatorQuad/12/1601/3496",  # Sejong City Hall
          "items page": "/collections/bike_stations/items?limit=10"}
 
 

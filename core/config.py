@@ -42,6 +42,8 @@ class TilesConfig(BaseModel):
     properties: list[str] | None = None  # properties carried in tiles (default: all)
     # from zoom k upward the tiles carry these properties ("*": all); below the lowest k only the id
     properties_by_zoom: dict[int, list[str] | Literal["*"]] | None = None
+    # polygons: each tile also carries `<id>_label`, one label point per feature (in the tile holding the point)
+    labels: bool = False
 
 
 class LayerConfig(BaseModel):
@@ -146,6 +148,7 @@ class ServerConfig(BaseModel):
     statement_timeout_ms: int = Field(default=15000, ge=100)
     max_body_kb: int = Field(default=2048, ge=1)  # larger request bodies are refused with 413
     per_client_concurrency: int = Field(default=8, ge=1)  # data requests at once from one client address (429)
+    trusted_proxies: int = Field(default=0, ge=0, le=4)  # proxies in front (nginx: 1) whose X-Forwarded-For is used
     rate_limit_anonymous: int = Field(default=3000, ge=0)  # requests a minute per client address per worker (0: off)
     rate_limit_authenticated: int = Field(default=12000, ge=0)  # requests a minute per identity per worker (0: off)
     cors: str | None = "*"
@@ -162,8 +165,11 @@ class DatabaseConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     url: str = ""
     read_url: str = ""
+    replica_url: str = ""  # the read role on a streaming replica: reads go there while it keeps up; empty: none
+    replica_max_lag_s: float = Field(default=5.0, gt=0)  # beyond this (or unreachable), reads go to the primary
+    version_poll_s: float = Field(default=1.0, gt=0)  # with a replica: how often its catalog is read for versions
 
-    @field_validator("url", "read_url", mode="before")
+    @field_validator("url", "read_url", "replica_url", mode="before")
     @classmethod
     def _empty(cls, value: object) -> object:
         return "" if value is None else value  # `url: ${DATABASE_URL:-}` unquoted reads as null when unset
@@ -191,6 +197,36 @@ class DataConfig(BaseModel):
     def path(self) -> Path:
         """Absolute data folder (relative paths are taken from the repository root)."""
         p = Path(self.dir)
+        return p if p.is_absolute() else (REPO_ROOT / p).resolve()
+
+
+class SurfaceRegion(BaseModel):
+    """One area surfaces are built for: a lon/lat box and the 시도 whose stations' readings count."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: Bilingual
+    bbox: tuple[float, float, float, float]  # lon/lat [min lon, min lat, max lon, max lat] of the grid
+    sido: list[str] = Field(min_length=1)  # stations of these 시도 (any distance from the box) supply readings
+
+
+class SurfacesConfig(BaseModel):
+    """Air-quality surfaces (README "Air-quality surfaces"): interpolated PM grids written as COGs."""
+
+    model_config = ConfigDict(extra="forbid")
+    directory: str = "var/surfaces"  # the COGs, one per collection, pollutant and day
+    cell_m: float = Field(default=100, ge=100, le=250)  # EPSG:5186 cell size
+    max_distance_m: float = Field(default=6000, gt=0)  # cells farther than this from every station are nodata
+    methods: list[Literal["idw", "kriging", "nearest"]] = ["idw", "kriging", "nearest"]  # cross-validated
+    method: Literal["auto", "idw", "kriging", "nearest"] = "auto"  # auto: the lowest cross-validated RMSE
+    idw_power: float = Field(default=2.0, gt=0)
+    min_kriging_stations: int = Field(default=8, ge=4)  # fewer stations on a day: kriging falls back to IDW
+    pollutants: list[Literal["pm10", "pm25"]] = ["pm10", "pm25"]
+    recent_days: int = Field(default=7, ge=1)  # the load builds the newest N days with readings
+    regions: dict[str, SurfaceRegion] = {}
+
+    def path(self) -> Path:
+        """Absolute folder of the COGs (relative paths are taken from the repository root)."""
+        p = Path(self.directory)
         return p if p.is_absolute() else (REPO_ROOT / p).resolve()
 
 
@@ -272,6 +308,7 @@ class ProcessesConfig(BaseModel):
     result_ttl_hours: float = Field(default=24.0, gt=0)
     job_retention_hours: float = Field(default=168.0, gt=0)  # finished jobs and their results are deleted after
     lease_s: float = Field(default=60.0, ge=5)  # a job whose server stops renewing it for this long is failed
+    claim_poll_s: float = Field(default=1.0, gt=0, le=60)  # how often an idle instance looks for queued jobs
     max_queued: int = Field(default=64, ge=1)  # queued + running jobs per server process; more get 429
     max_sync: int = Field(default=2, ge=1)  # concurrent synchronous executions per server process; more get 429
     quotas: Quotas = Quotas()  # per-identity limits (README "Security"); default: none beyond the ones here
@@ -298,6 +335,40 @@ class ProcessesConfig(BaseModel):
         for pid, path in value.items():
             if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", path):
                 raise ValueError(f"plugin {pid!r}: {path!r} is not a dotted path like package.module.ClassName")
+        return value
+
+
+KAIS_SPEEDS_KMH: dict[Mode, dict[int, float | None]] = {
+    "walk": {1: None, 2: 4.5, 3: 4.5, 4: 4.5}, "bike": {1: None, 2: 15.0, 3: 15.0, 4: 15.0},
+    "car": {1: 100.0, 2: 50.0, 3: 50.0, 4: 30.0}}
+
+
+class NetworkConfig(BaseModel):
+    """A road network built from an official file (format kais: 도로명주소 도로구간 TL_SPRD_MANAGE)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: Literal["kais"] = "kais"
+    file: str  # relative to data.dir (or absolute)
+    encoding: str = "cp949"  # KAIS ships the DBF in CP949 without a .cpg
+    snap_m: float = Field(default=1.0, gt=0, le=50)  # endpoints this close are one node; T-junction tolerance
+    # km/h per mode and road class ROA_CLS_SE (1 고속도로, 2 대로, 3 로, 4 길); null: the mode may not use it
+    speeds_kmh: dict[Mode, dict[int, float | None]] = Field(default_factory=lambda: dict(KAIS_SPEEDS_KMH))
+    car_min_width_m: float = Field(default=0.0, ge=0)  # narrower roads (ROAD_BT > 0) are closed to cars
+    narrow_width_m: float = Field(default=0.0, ge=0)  # roads narrower than this (ROAD_BT > 0) ...
+    narrow_car_kmh: float | None = Field(default=None, gt=0)  # ... are driven at most this fast
+    no_car_names: list[str] = []  # road names containing one of these (e.g. 자전거) are closed to cars
+    sources: dict[str, str] = {}  # where the speeds and rules come from, per mode
+
+    @field_validator("speeds_kmh")
+    @classmethod
+    def _classes(cls, value: dict[str, dict[int, float | None]]) -> dict[str, dict[int, float | None]]:
+        for mode in ("walk", "bike", "car"):
+            got = value.get(mode, {})
+            if sorted(got) != [1, 2, 3, 4]:
+                raise ValueError(f"speeds_kmh.{mode}: give km/h (or null) for each road class 1, 2, 3 and 4")
+            bad = [k for k, v in got.items() if v is not None and not 0 < v <= 200]
+            if bad:
+                raise ValueError(f"speeds_kmh.{mode}: classes {bad} need a speed above 0 and at most 200 km/h")
         return value
 
 
@@ -356,6 +427,8 @@ class AppConfig(BaseModel):
     tiles: TileCacheConfig = TileCacheConfig()
     processes: ProcessesConfig = ProcessesConfig()
     auth: AuthConfig = AuthConfig()
+    networks: dict[str, NetworkConfig] = {}  # road networks loaded with the bundled data (network.<name>_edges)
+    surfaces: SurfacesConfig = SurfacesConfig()
     layers: dict[str, LayerConfig]
 
     @field_validator("layers")
@@ -364,6 +437,14 @@ class AppConfig(BaseModel):
         for key in value:
             if not re.fullmatch(r"[a-z][a-z0-9_]*", key):
                 raise ValueError(f"layer id {key!r}: use lower-case letters, digits and _")
+        return value
+
+    @field_validator("networks")
+    @classmethod
+    def _network_names(cls, value: dict[str, NetworkConfig]) -> dict[str, NetworkConfig]:
+        for key in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", key):
+                raise ValueError(f"network name {key!r}: use lower-case letters, digits and _ (e.g. sejong)")
         return value
 
 
@@ -419,6 +500,12 @@ def database_url(cfg: AppConfig | None = None, dsn: str | None = None) -> str:
         raise NoDatabase("no database: set DATABASE_URL=postgresql://user:password@host:port/db "
                          "(./run serve, ./run load and ./run test start the embedded cluster and set it)")
     return url
+
+
+def replica_database_url(cfg: AppConfig | None = None) -> str:
+    """The streaming replica the web server prefers for reads: DATABASE_REPLICA_URL, database.replica_url, or ''."""
+    cfg = cfg or load_config()
+    return os.environ.get("DATABASE_REPLICA_URL") or cfg.database.replica_url
 
 
 def read_database_url(cfg: AppConfig | None = None, dsn: str | None = None) -> str:

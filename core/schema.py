@@ -1,4 +1,4 @@
-"""The project's own schema `meta` (catalog, jobs, result layers, API keys, feature edits) in SQLAlchemy Core,
+"""The project's own schema `meta` (catalog, jobs, result layers, API keys, feature edits, surfaces) in SQLAlchemy Core,
 migrated by Alembic.
 
 Data tables written by loaders (public.*, network.*, results.job_*) are made per load and are not declared here.
@@ -31,6 +31,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     text,
 )
@@ -140,6 +141,25 @@ feature_changes = Table(
     CheckConstraint("operation IN ('create', 'replace', 'update', 'delete')", name="feature_changes_operation_check"),
 )  # 0006: the audit trail of Features Part 4 edits
 Index("feature_changes_layer_idx", feature_changes.c.layer_id, feature_changes.c.change_id.desc())
+
+surfaces = Table(
+    "surfaces", metadata,
+    Column("surface_id", BigInteger, Identity(always=True)),
+    Column("collection_id", Text, nullable=False),  # e.g. pm10_seoul
+    Column("region", Text, nullable=False),
+    Column("pollutant", Text, nullable=False),
+    Column("period", Text, nullable=False),  # day | hour
+    Column("valid_at", _TSTZ, nullable=False),
+    Column("method", Text, nullable=False),  # the method that made the grid (kriging may fall back to idw)
+    Column("readings_version", BigInteger, nullable=False),  # data version of public.air_quality_readings
+    Column("stations", Integer, nullable=False),
+    Column("validation", JSONB, nullable=False),  # leave-one-out {method: {rmse, mae, n}}
+    Column("path", Text, nullable=False),  # the COG
+    Column("built_at", _TSTZ, nullable=False, server_default=text("now()")),
+    PrimaryKeyConstraint("surface_id", name="surfaces_pkey"),
+    UniqueConstraint("collection_id", "valid_at", name="surfaces_collection_valid_at_key"),
+    CheckConstraint("period IN ('day', 'hour')", name="surfaces_period_check"),
+)  # 0007: air-quality surfaces
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from psycopg2 import sql
@@ -89,47 +89,78 @@ def bbox_condition(layer: Layer, bbox: tuple[float, float, float, float], bbox_c
 
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+_DATETIME_HELP = "e.g. 2022-01-01T00:00:00Z, 2022-01-01, a month 2022-01, or an interval a/b"
+
+
+def _next_month(value: datetime) -> datetime:
+    return value.replace(year=value.year + value.month // 12, month=value.month % 12 + 1)
+
+
+def _period(text: str) -> tuple[datetime, datetime, bool] | None:
+    """A datetime value as (first instant, end, end excluded): a month (YYYY-MM, an extension of RFC 3339) and a
+    day are whole periods up to the next one; a timestamp is itself. None for '..' or an empty end."""
+    if text in ("..", ""):
+        return None
+    month = _MONTH_RE.match(text)
+    try:
+        if month:
+            first = datetime(int(month.group(1)), int(month.group(2)), 1, tzinfo=UTC)
+            return first, _next_month(first), True
+        if _DATE_RE.match(text):
+            day = datetime.fromisoformat(text).replace(tzinfo=UTC)
+            return day, day + timedelta(days=1), True
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidParameterValue(f"datetime {text!r} is not RFC 3339 or a month ({_DATETIME_HELP})") from None
+    value = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return value, value, False
 
 
 def _instant(text: str) -> datetime | None:
-    if text in ("..", ""):
-        return None
-    try:
-        if _DATE_RE.match(text):
-            return datetime.fromisoformat(text).replace(tzinfo=UTC)
-        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidParameterValue(
-            f"datetime {text!r} is not RFC 3339 (e.g. 2022-01-01T00:00:00Z, 2022-01-01, or an interval a/b)"
-        ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """The first instant of a datetime value (None for '..')."""
+    period = _period(text)
+    return period[0] if period else None
 
 
 def datetime_condition(layer: Layer, value: str) -> sql.Composable | None:
-    """SQL for an instant or a closed/open interval on the layer's time column (None: no time column)."""
+    """SQL for an instant, a day, a month or a closed/open interval on the layer's time column (None: no time
+    column). A `date` column is compared with dates (never through the session's time zone)."""
     if not layer.config.datetime:
         return None
     col = sql.Identifier(layer.config.datetime)
+    is_date = any(c.name == layer.config.datetime and c.cql_type == "date" for c in layer.columns)
+
+    def lit(v: datetime) -> sql.Literal:
+        return sql.Literal(v.astimezone(UTC).date() if is_date else v)
+
     if "/" in value:
         start_s, end_s = value.split("/", 1)
-        start, end = _instant(start_s), _instant(end_s)
-        if start and end and start > end:
+        start, end = _period(start_s), _period(end_s)
+        if start and end and start[0] > end[0]:
             raise InvalidParameterValue("datetime interval start is after its end")
-        parts = []
-        if start:
-            parts.append(sql.SQL("{c} >= {v}").format(c=col, v=sql.Literal(start)))
-        if end:
-            if _DATE_RE.match(end_s):  # a whole day: up to its end
-                end = end.replace(hour=23, minute=59, second=59, microsecond=999999)
-            parts.append(sql.SQL("{c} <= {v}").format(c=col, v=sql.Literal(end)))
-        return sql.SQL(" AND ").join(parts) if parts else None
-    instant = _instant(value)
-    if instant is None:
-        raise InvalidParameterValue("datetime '..' is only allowed as one end of an interval")
-    if _DATE_RE.match(value):
-        day_end = instant.replace(hour=23, minute=59, second=59, microsecond=999999)
-        return sql.SQL("{c} BETWEEN {a} AND {b}").format(c=col, a=sql.Literal(instant), b=sql.Literal(day_end))
-    return sql.SQL("{c} = {v}").format(c=col, v=sql.Literal(instant))
+    else:
+        start = end = _period(value)
+        if start is None:
+            raise InvalidParameterValue("datetime '..' is only allowed as one end of an interval")
+    parts = []
+    if start and end and not start[2] and start == end:
+        return sql.SQL("{c} = {v}").format(c=col, v=lit(start[0]))
+    if start:
+        parts.append(sql.SQL("{c} >= {v}").format(c=col, v=lit(start[0])))
+    if end:
+        op = "<" if end[2] else "<="
+        parts.append(sql.SQL("{c} " + op + " {v}").format(c=col, v=lit(end[1])))
+    return sql.SQL(" AND ").join(parts) if parts else None
+
+
+def latest_condition(layer: Layer) -> sql.Composable | None:
+    """The latest time step of a layer whose time column is a calendar date (monthly or daily snapshots, e.g.
+    population): what its tiles show without datetime. None for other layers (all their features are shown)."""
+    col = layer.config.datetime
+    if not col or not any(c.name == col and c.cql_type == "date" for c in layer.columns):
+        return None
+    return sql.SQL("{c} = (SELECT max({c}) FROM {t})").format(c=sql.Identifier(col), t=layer.table)
 
 
 def parse_properties(layer: Layer, value: str) -> list[Any]:

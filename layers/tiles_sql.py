@@ -11,6 +11,7 @@ from layers.model import Layer
 
 MVT_EXTENT = 4096
 MVT_BUFFER = 64
+LABEL_SUFFIX = "_label"  # source-layer `<id>_label`: one label point per feature (tiles: {labels: true})
 
 
 def tile_properties(layer: Layer, z: int) -> tuple[str, ...]:
@@ -70,7 +71,7 @@ def sql_tile(layer: Layer, tms: TileMatrixSet, cols: tuple[str, ...],
     where = sql.SQL("{g} && {b}").format(g=layer.geom, b=query_box)
     if cql is not None:
         where = sql.SQL("{w} AND ({f})").format(w=where, f=cql)
-    return sql.SQL(
+    main = sql.SQL(
         "SELECT ST_AsMVT(t, {name}, {extent}, 'geom'{fid}) FROM ("
         "SELECT {cols}, ST_AsMVTGeom({geom}, ST_MakeEnvelope(%(x1)s, %(y1)s, %(x2)s, %(y2)s, {tsrid}), "
         "{extent}, {buffer}, true) AS geom FROM {table} WHERE {where}) t"
@@ -78,4 +79,42 @@ def sql_tile(layer: Layer, tms: TileMatrixSet, cols: tuple[str, ...],
         name=sql.Literal(layer.id), extent=sql.Literal(MVT_EXTENT), buffer=sql.Literal(MVT_BUFFER),
         fid=sql.SQL(", '__fid'") if int_id else sql.SQL(""), cols=sql.SQL(", ").join(select_cols), geom=geom,
         tsrid=sql.Literal(tms.srid), table=layer.table, where=where,
+    )
+    if not has_labels(layer):
+        return main
+    return sql.SQL("SELECT COALESCE(({m}), ''::bytea) || COALESCE(({lab}), ''::bytea)").format(
+        m=main, lab=sql_label_points(layer, tms, cols, where, int_id))
+
+
+def has_labels(layer: Layer) -> bool:
+    """Whether the layer's tiles carry a label layer (`tiles: {labels: true}` on a polygon layer)."""
+    tiles = layer.config.tiles
+    return not isinstance(tiles, bool) and tiles.labels and "Polygon" in layer.geometry_type
+
+
+def label_layer_id(layer_id: str) -> str:
+    """Source-layer name of a layer's label points."""
+    return f"{layer_id}{LABEL_SUFFIX}"
+
+
+def sql_label_points(layer: Layer, tms: TileMatrixSet, cols: tuple[str, ...], where: sql.Composable,
+                     int_id: bool) -> sql.Composed:
+    """ST_AsMVT of one label point per feature: the centre of its largest inscribed circle, put only in the tile
+    that holds it (half-open bounds), so an area split over many tiles is labelled once."""
+    point = sql.SQL("(ST_MaximumInscribedCircle({g})).center").format(g=layer.geom)
+    if tms.srid != layer.srid:
+        point = sql.SQL("ST_Transform({p}, {s})").format(p=point, s=sql.Literal(tms.srid))
+    names = [sql.Identifier(c) for c in cols]
+    inner = [sql.SQL("{} AS {}").format(sql.Identifier(layer.config.id), sql.Identifier("__fid"))] if int_id else []
+    outer = [sql.Identifier("__fid")] if int_id else []
+    return sql.SQL(
+        "SELECT ST_AsMVT(l, {name}, {extent}, 'geom'{fid}) FROM ("
+        "SELECT {outer}, ST_AsMVTGeom(p, ST_MakeEnvelope(%(x1)s, %(y1)s, %(x2)s, %(y2)s, {tsrid}), {extent}, 0, "
+        "false) AS geom FROM (SELECT {inner}, {point} AS p FROM {table} WHERE {where}) s "
+        "WHERE ST_X(p) >= %(x1)s AND ST_X(p) < %(x2)s AND ST_Y(p) > %(y1)s AND ST_Y(p) <= %(y2)s) l"
+    ).format(
+        name=sql.Literal(label_layer_id(layer.id)), extent=sql.Literal(MVT_EXTENT),
+        fid=sql.SQL(", '__fid'") if int_id else sql.SQL(""), outer=sql.SQL(", ").join(outer + names),
+        inner=sql.SQL(", ").join(inner + names), point=point, tsrid=sql.Literal(tms.srid), table=layer.table,
+        where=where,
     )

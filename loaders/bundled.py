@@ -130,4 +130,8 @@ def load_bundled(dsn: str, data_dir: Path | None = None, force: bool = False,
         from loaders.osm_network import load_bundled_networks
 
         result.update(load_bundled_networks(dsn, base, force))
+    if not only or "air_quality_readings" in only:  # surfaces follow the readings (skipped while unchanged)
+        from loaders.surfaces.build import build_all
+
+        result.update({f"meta.surfaces:{cid}": n for cid, n in build_all(dsn, force).items()})
     return result

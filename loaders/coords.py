@@ -73,6 +73,21 @@ def _packed_dm(v: np.ndarray) -> np.ndarray:
     return np.where(minutes < 60, out, np.nan)
 
 
+def ddmm_to_degrees(value: float | str) -> float:
+    """One packed degree-minutes value (DDDMM.mmmm: 12715.3348 = 127° 15.3348') in decimal degrees.
+
+    Raises ValueError for what cannot be packed degree-minutes: not a finite number, negative, or minutes >= 60.
+    Plain degrees are not recognised here: the caller decides that a column is packed (127.25 reads as 1° 27.25')."""
+    v = float(str(value).replace(",", "").strip()) if isinstance(value, str) else float(value)
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{value!r} is not a packed degree-minutes value (DDDMM.mmmm)")
+    deg = float(np.floor(v / 100))
+    minutes = v - deg * 100
+    if minutes >= 60:
+        raise ValueError(f"{value!r}: {minutes:.4f} minutes is not below 60, so not packed degree-minutes")
+    return deg + minutes / 60
+
+
 def looks_packed_dm(xs: np.ndarray, ys: np.ndarray) -> bool:
     """Values read as degrees fall outside Korea, but as packed degree-minutes (DDDMM.mmmm) inside it."""
     if not len(xs):

@@ -294,9 +294,11 @@ def _unchanged(dsn: str, table: str, files: dict[str, Path]) -> int | None:
 
 
 def load_bundled_networks(dsn: str, data_dir: Path | None = None, force: bool = False) -> dict[str, int]:
-    """Bundled networks plus the Paju demand (public.paju_emd) and facilities (public.facilities_paju)."""
+    """Bundled networks (OSM, and the KAIS ones of config.yml `networks:`) plus the Paju demand (public.paju_emd)
+    and facilities (public.facilities_paju)."""
     from loaders.core import load_table
     from loaders.datasets import facilities
+    from loaders.kais_network import load_bundled_kais
 
     base = data_dir or load_config().data.path()
     out: dict[str, int] = {}
@@ -309,6 +311,7 @@ def load_bundled_networks(dsn: str, data_dir: Path | None = None, force: bool = 
             out[f"network.{name}_edges"] = n
             continue
         out.update(load_network(dsn, base / rel, name, rel))
+    out.update(load_bundled_kais(dsn, base, force))
     emd_files = {PAJU_EMD_FILE: base / PAJU_EMD_FILE, VOTERS_FILE: base / VOTERS_FILE}
     if all(p.exists() for p in emd_files.values()):
         n = None if force else _unchanged(dsn, PAJU_EMD.qualified, emd_files)

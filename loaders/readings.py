@@ -13,6 +13,7 @@ from typing import Any
 from loaders import values
 from loaders.core import RowStats
 from loaders.errors import LoadError
+from loaders.flat_runs import flag_flat_runs
 from loaders.textio import decode_file
 
 POLLUTANTS = ("pm10", "pm25", "o3", "no2", "co", "so2")
@@ -26,7 +27,8 @@ _STATION = re.compile(r"\{\s*stationName:\s*'([^']*)'\s*,\s*lat:\s*([-+\d.eE]+)\
 
 def seoul_daily(path: Path, stats: RowStats, label: str | None = None,
                 encoding: str = "auto") -> Iterator[dict[str, Any]]:
-    """Rows of a Seoul 일별평균대기오염도 CSV (측정일시 YYYYMMDD, 측정소명, six pollutants; blanks -> NULL)."""
+    """Rows of a Seoul 일별평균대기오염도 CSV (측정일시 YYYYMMDD, 측정소명, six pollutants; blanks -> NULL; PM values
+    stuck on one value for days flagged `flat`, loaders.flat_runs)."""
     label = label or path.name
     text, _ = decode_file(path, encoding, label)
     reader = csv.reader(io.StringIO(text))
@@ -37,7 +39,7 @@ def seoul_daily(path: Path, stats: RowStats, label: str | None = None,
             raise LoadError(f"{label}: missing required column {col!r} (columns: {', '.join(header)})")
     idx = {c: header.index(c) for c in required}
     source = f"seoul-daily:{path.name}"
-    n = 0
+    rows: list[dict[str, Any]] = []
     for raw in reader:
         line = reader.line_num
         if not raw:
@@ -57,9 +59,10 @@ def seoul_daily(path: Path, stats: RowStats, label: str | None = None,
             except ValueError as exc:
                 raise LoadError(f"{label} line {line}, column {col}: {exc}") from None
             row[f"{key}_flag"] = None
-        n += 1
-        yield row
-    stats.per_source[label] = n
+        rows.append(row)
+    flag_flat_runs(rows)
+    stats.per_source[label] = len(rows)
+    yield from rows
 
 
 def airkorea_json(path: Path, stats: RowStats, label: str | None = None) -> Iterator[dict[str, Any]]:
@@ -77,7 +80,12 @@ def airkorea_json(path: Path, stats: RowStats, label: str | None = None) -> Iter
             items = items["item"]
     if not isinstance(items, list):
         raise LoadError(f"{label}: no response.body.items list found")
-    source = f"airkorea:{path.name}"
+    yield from airkorea_rows(items, stats, label, f"airkorea:{path.name}")
+
+
+def airkorea_rows(items: list[Any], stats: RowStats, label: str, source: str) -> Iterator[dict[str, Any]]:
+    """Rows of AirKorea real-time items: "-" or empty values are NULL, a value with a *Flag (통신장애, 점검및교정,
+    자료이상 ...) is not a valid reading (NULL, flag kept)."""
     for i, item in enumerate(items, start=1):
         if not isinstance(item, dict) or "stationName" not in item or "dataTime" not in item:
             raise LoadError(f"{label} item {i}: missing required field stationName/dataTime")
@@ -85,13 +93,15 @@ def airkorea_json(path: Path, stats: RowStats, label: str | None = None) -> Iter
             when = values.timestamp(item["dataTime"])
         except ValueError as exc:
             raise LoadError(f"{label} item {i}, field dataTime: {exc}") from None
+        if when is None:
+            raise LoadError(f"{label} item {i}: empty dataTime")
         row: dict[str, Any] = {"station_name": str(item["stationName"]).strip(), "measured_at": when,
                                "period": "hour", "source": source}
         for key in POLLUTANTS:
             raw = item.get(f"{key}Value")
             flag = values.text(item.get(f"{key}Flag"))
             s = "" if raw is None else str(raw).strip()
-            if s.lower() in MISSING:
+            if s.lower() in MISSING or flag:
                 row[key] = None
             else:
                 try:

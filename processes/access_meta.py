@@ -21,7 +21,8 @@ PAJU_EXAMPLE: dict[str, Any] = {"inputs": {
     "network": "paju", "outputs": ["summary", "by_area"]}}
 SEJONG_EXAMPLE: dict[str, Any] = {"inputs": {
     "facility_type": "bike_station", "facilities": {"layer": "bike_stations"},
-    "demand": {"layer": "admin_areas", "weight": "voters", "cell_m": 250}, "outputs": ["summary", "by_area"]}}
+    "demand": {"layer": "population", "month": "2023-08", "spread": "grid", "cell_m": 250},
+    "outputs": ["summary", "by_area"]}}
 GRID_EXAMPLE: dict[str, Any] = {"inputs": {
     "facility_type": "park", "facilities": {"layer": "facilities", "filter": "kind = 'park'"},
     "demand": {"grid": {"cell_m": 500, "area": "admin_areas"}}, "outputs": ["summary", "isochrones", "gaps"],
@@ -34,13 +35,14 @@ PROCESS_METADATA: dict[str, Any] = {
     "description": (
         "Travel time from every demand unit (areas with a weight such as voters, a generated grid, or points) to its "
         "nearest facility, with ONE multi-source shortest-path search over the road network (walk 4.5 km/h, bike 15 "
-        "km/h, car by road class and one-way). Returns the covered weight and share per threshold, overall and per "
+        "km/h, car by road class and one-way where the network has it; `summary.network_notes` says when not). "
+        "Returns the covered weight and share per threshold, overall and per "
         "administrative area, isochrone polygons and the gap areas. Where no network covers the area it falls back "
         "to straight-line distance × a detour factor and says so in `summary.method`. Presets (`facility_type`) "
         "carry the Korean service standards (기초생활인프라 국가적 최저기준 2018): "
         + "; ".join(f"{k}: {v['mode']} {v['minutes'][0]} min" for k, v in PRESETS.items())
         + ". Example 1 (default `example`): libraries within 10/15 min walk of voters in 운정1-3동, Paju. "
-          "`examples` has the Sejong bike-station case (straight-line fallback) and a park grid case."),
+          "`examples` has the Sejong bike-station case (on the Sejong KAIS road network) and a park grid case."),
     "keywords": ["accessibility", "접근성", "생활SOC", "isochrone", "coverage"],
     "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
     "outputTransmission": ["value"],
@@ -57,10 +59,14 @@ PROCESS_METADATA: dict[str, Any] = {
                                          {"type": "array", "items": {"type": "number", "exclusiveMinimum": 0,
                                                                      "maximum": 180}, "minItems": 1,
                                           "maxItems": 6}]}, "minOccurs": 0, "maxOccurs": 1},
-        "demand": {"title": "Demand", "description": "{layer, weight, filter, cell_m} (polygons are sampled on a "
-                   "cell_m grid, weight split equally), {grid: {cell_m, area: layer id or lon/lat bbox}}, or inline "
-                   "GeoJSON points with property weight",
-                   "schema": {"type": "object"}, "minOccurs": 1, "maxOccurs": 1},
+        "demand": {"title": "Demand", "description": "{layer, weight, filter, cell_m, month, spread} (polygons are "
+                   "sampled on a cell_m grid with the weight split equally, spread \"grid\", or one point on each "
+                   "unit's surface, spread \"centroid\"; month picks one month of a time-enabled layer such as "
+                   "population, YYYY-MM, default its latest; weight defaults to a `population` column), "
+                   "{grid: {cell_m, area: layer id or lon/lat bbox}}, or inline GeoJSON points with property weight. "
+                   "Default: {\"layer\": \"population\"}, Sejong's registered residents (내국인+외국인) per 행정동 "
+                   "of the latest month; `summary.demand.source` names the layer and month",
+                   "schema": {"type": "object"}, "minOccurs": 0, "maxOccurs": 1},
         "areas": {"title": "Areas for by_area", "description": "layer id of administrative areas (default: the "
                   "demand layer when it has polygons)", "schema": {"type": "string"}, "minOccurs": 0, "maxOccurs": 1},
         "network": {"title": "Road network", "description": "a loaded network name (e.g. paju), \"none\" for "

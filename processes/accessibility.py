@@ -55,14 +55,14 @@ class AccessibilityProcessor(Processor):
         if not isinstance(per_fac, bool):
             raise InputError("isochrones_per_facility must be true or false")
         facilities = inp.facilities(services, inputs["facilities"], cfg)
-        demand = inp.demand(services, inputs["demand"], cfg)
+        demand = inp.demand(services, inputs.get("demand"), cfg)
         areas = None
         if inputs.get("areas") is not None:
             areas = inp.layer(services, inputs["areas"], cfg, "areas")
         network = nw.choose_network(services, inputs.get("network"), demand.sample_xy)
         return {"mode": mode, "minutes": minutes, "outputs": list(dict.fromkeys(wanted)), "store": store,
                 "per_facility": per_fac, "facilities": facilities, "demand": demand, "areas": areas,
-                "network": network, "preset": inputs.get("facility_type"),
+                "network": network, "network_requested": inputs.get("network"), "preset": inputs.get("facility_type"),
                 "preset_source": preset.source if preset else None}
 
     def run(self, inputs: dict[str, Any], ctx: Context) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class AccessibilityProcessor(Processor):
         mode, minutes = inputs["mode"], inputs["minutes"]
         ctx.progress(5, f"{len(fac.ids)} facilities, {len(dem.sample_xy)} demand samples")
         polys: dict[float, dict[int, shapely.Geometry]] = {}
-        want_iso = bool({"isochrones", "gaps"} & set(inputs["outputs"]))
+        want_iso = inputs["store"] or bool({"isochrones", "gaps"} & set(inputs["outputs"]))  # stored: all layers
         info: dict[str, Any]
         if inputs["network"]:
             with ctx.db.transaction() as conn:
@@ -92,7 +92,8 @@ class AccessibilityProcessor(Processor):
                     buf = {"walk": 25.0, "bike": 40.0, "car": 60.0}[mode]
                     for m in minutes:
                         polys[m] = iso.network_polygons(conn, reach, m * 60, buf, inputs["per_facility"])
-            info = {"method": f"network {inputs['network']} ({mode}; snap distance walked at 4.5 km/h)",
+            method, notes = nw.describe(conn, inputs["network"], mode)
+            info = {"method": method, "network_notes": notes,
                     "network": inputs["network"], "graph": nw.stats_for(g),
                     "unsnapped_facilities": [fac.ids[i] for i in np.flatnonzero(~fsnap.ok)],
                     "unsnapped_samples": int((~dsnap.ok).sum()),
@@ -106,7 +107,7 @@ class AccessibilityProcessor(Processor):
             which = np.asarray(which, dtype=np.int64)
             for m in minutes:
                 polys[m] = iso.circles(fac.xy, m * 60 * speed / cfg.detour_factor, inputs["per_facility"])
-            info = {"method": f"straight-line × {cfg.detour_factor:g} (no road network loaded for this area)",
+            info = {"method": f"straight-line × {cfg.detour_factor:g} ({nw.straight_reason(inputs)})",
                     "network": None, "speed_kmh": cfg.speeds_kmh[mode], "detour_factor": cfg.detour_factor,
                     "unsnapped_facilities": [], "unsnapped_samples": 0, "unsnapped_weight": 0.0}
         ctx.progress(80, "aggregating")

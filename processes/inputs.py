@@ -17,7 +17,7 @@ from pyproj import Transformer
 from core.config import Bilingual, LayerConfig, ProcessesConfig
 from core.errors import InvalidParameterValue, NotFound
 from layers.model import Layer, resolve
-from layers.query import parse_filter
+from layers.query import datetime_condition, latest_condition, parse_filter
 from processes.errors import InputError
 
 TO_5186 = Transformer.from_crs(4326, 5186, always_xy=True)
@@ -27,6 +27,7 @@ LAYER_TTL_S = 30.0
 _RESOLVED: dict[str, tuple[float, Layer]] = {}
 _FILTERS: dict[tuple[str, int, str], sql.Composable] = {}
 FArray = npt.NDArray[np.float64]
+SPREADS = ("grid", "centroid")  # how polygon demand becomes points: cell_m grid samples, or one point per unit
 
 
 @dataclass
@@ -214,14 +215,38 @@ def _cell(spec: dict[str, Any], default: float, what: str) -> float:
     return float(cell)
 
 
+def _period(lyr: Layer, spec: dict[str, Any]) -> sql.Composable | None:
+    """demand.month of a time-enabled layer (YYYY-MM, a date or an interval, as the datetime parameter); without it
+    a layer whose time column is a date (population) gives its latest month, other layers every row."""
+    month = spec.get("month")
+    if month is None:
+        return latest_condition(lyr)
+    if not lyr.config.datetime:
+        raise InputError(f"demand.month: layer {lyr.id} has no time column; leave month out")
+    if not isinstance(month, str):
+        raise InputError("demand.month must be a month like \"2023-08\"")
+    try:
+        return datetime_condition(lyr, month)
+    except InvalidParameterValue as err:
+        raise InputError(f"demand.month: {err.description}") from None
+
+
 def demand_from_layer(services: dict[str, Any], spec: dict[str, Any], cfg: ProcessesConfig) -> Demand:
-    """Demand units of a layer with an optional weight property; polygons are sampled on a grid."""
-    unknown = set(spec) - {"layer", "filter", "weight", "cell_m"}
+    """Demand units of a layer with an optional weight property (default: its `population` column when it has one);
+    polygons are sampled on a grid (spread "grid") or represented by one point on their surface ("centroid")."""
+    unknown = set(spec) - {"layer", "filter", "weight", "cell_m", "month", "spread"}
     if unknown:
-        raise InputError(f"demand: unknown member(s) {', '.join(sorted(unknown))}; use layer, weight, filter, cell_m")
+        raise InputError(f"demand: unknown member(s) {', '.join(sorted(unknown))}; use layer, weight, filter, cell_m, "
+                         "month, spread")
     lyr = layer(services, spec.get("layer"), cfg, "demand")
+    spread = spec.get("spread", "grid")
+    if spread not in SPREADS:
+        raise InputError(f"demand.spread: {spread!r}; use one of: {', '.join(SPREADS)}")
     cond = where(lyr, spec, "demand")
-    wprop = spec.get("weight")
+    period = _period(lyr, spec)
+    if period is not None:
+        cond = sql.SQL("({}) AND ({})").format(cond, period)
+    wprop = spec.get("weight", "population" if lyr.column("population") is not None else None)
     if wprop is not None:
         col = lyr.column(wprop) if isinstance(wprop, str) else None
         if col is None or col.json_type[0] not in ("integer", "number"):
@@ -233,16 +258,20 @@ def demand_from_layer(services: dict[str, Any], spec: dict[str, Any], cfg: Proce
         wsql = sql.SQL("1.0::float8")
     cell = _cell(spec, 100.0, "demand")
     units = sql.SQL("SELECT row_number() OVER (ORDER BY {id}) - 1 AS k, {id}::text AS id, {name} AS name, "
-                    "{w} AS w, {g} AS g FROM {t} WHERE {graw} IS NOT NULL AND ({cond})").format(
+                    "{w} AS w, {g} AS g, {when} AS t FROM {t} WHERE {graw} IS NOT NULL AND ({cond})").format(
         id=sql.Identifier(lyr.config.id), name=_name_col(lyr), w=wsql, g=_geom5186(lyr), t=lyr.table,
-        graw=lyr.geom, cond=cond)
+        graw=lyr.geom, cond=cond,
+        when=sql.Identifier(lyr.config.datetime) if lyr.config.datetime else sql.SQL("NULL::date"))
     with services["read_db"].connection() as conn, conn.cursor() as cur:
         cur.execute(sql.SQL("WITH u AS ({}) SELECT count(*), coalesce(sum(ST_Area(g)), 0), "
                             "coalesce(sum(ST_NPoints(g)), 0) FROM u").format(units))
         row = cur.fetchone()
         n, area, _ = (int(row[0]), float(row[1]), int(row[2])) if row else (0, 0.0, 0)
         if n == 0:
-            raise InputError(f"demand: no features in {lyr.id} match the filter; loosen it")
+            raise InputError(f"demand: no features in {lyr.id} match the filter{' and month' if period else ''}; "
+                             "loosen it")
+        if spread == "centroid":
+            area = 0.0  # one sample per unit
         if n > cfg.max_points or area / (cell * cell) > cfg.max_points:
             raise InputError(f"demand: about {max(n, int(area / cell / cell)):,} sample points, more than "
                              f"{cfg.max_points:,}; use a larger demand.cell_m or a filter")
@@ -250,7 +279,8 @@ def demand_from_layer(services: dict[str, Any], spec: dict[str, Any], cfg: Proce
                             "ORDER BY k").format(units))
         rows = cur.fetchall()
         polygonal = any("POLYGON" in str(r[5]).upper() for r in rows)
-        if polygonal:
+        when = _months(cur, lyr, units) if lyr.config.datetime else ""
+        if polygonal and spread == "grid":
             cur.execute(sql.SQL("WITH u AS ({}) {}").format(units, _samples_sql(cell)))
             samples = np.array(cur.fetchall(), dtype=float).reshape(-1, 3)
         else:
@@ -262,11 +292,26 @@ def demand_from_layer(services: dict[str, Any], spec: dict[str, Any], cfg: Proce
         raise InputError(f"demand.weight: {wprop} has negative values; choose a non-negative property")
     unit = samples[:, 0].astype(np.int64)
     per_unit = np.bincount(unit, minlength=len(rows)).astype(float)
+    notes = [f"polygons sampled on a {cell:g} m grid (weight split equally over the samples)"] \
+        if polygonal and spread == "grid" else ["one point on the surface of each unit (spread: centroid)"] \
+        if polygonal else []
+    if when:
+        notes.insert(0, f"demand: {lyr.id} of {when}, weight {wprop or 1}")
     return Demand([r[1] for r in rows], [r[2] for r in rows], weights,
                   [shapely.from_wkb(bytes(r[4])) for r in rows], "polygon" if polygonal else "point",
-                  samples[:, 1:3], unit, weights[unit] / per_unit[unit], lyr.id, wprop,
-                  [f"polygons sampled on a {cell:g} m grid (weight split equally over the samples)"] if polygonal
-                  else [])
+                  samples[:, 1:3], unit, weights[unit] / per_unit[unit], f"{lyr.id} {when}".strip(), wprop, notes)
+
+
+def _months(cur: Any, lyr: Layer, units: sql.Composable) -> str:
+    """The time steps the demand units come from ('2023-08', or 'first…last' over several)."""
+    assert lyr.config.datetime
+    cur.execute(sql.SQL("WITH u AS ({}) SELECT min(t)::text, max(t)::text FROM u").format(units))
+    lo, hi = cur.fetchone() or (None, None)
+    if lo is None or hi is None:
+        return ""
+    date_col = any(c.name == lyr.config.datetime and c.cql_type == "date" for c in lyr.columns)
+    lo, hi = (lo[:7], hi[:7]) if date_col and lo.endswith("-01") and hi.endswith("-01") else (lo, hi)
+    return lo if lo == hi else f"{lo}…{hi}"
 
 
 def _bbox_polygon(bbox: Any) -> shapely.Geometry:
@@ -320,8 +365,20 @@ def demand_grid(services: dict[str, Any], spec: dict[str, Any], cfg: ProcessesCo
                   np.arange(n, dtype=np.int64), np.ones(n), source, None, [f"{n} cells of {cell:g} m, weight 1 each"])
 
 
+DEFAULT_DEMAND = {"layer": "population"}  # Sejong residents of the latest month, when that layer is loaded
+
+
 def demand(services: dict[str, Any], spec: Any, cfg: ProcessesConfig) -> Demand:
-    """Demand from a layer, a generated grid or inline GeoJSON points (property `weight`)."""
+    """Demand from a layer, a generated grid or inline GeoJSON points (property `weight`); none given: the
+    population layer's latest month (DEFAULT_DEMAND), when it is published."""
+    if spec is None:
+        if services["registry"].config.layers.get(DEFAULT_DEMAND["layer"]) is None:
+            raise InputError("input 'demand' is required (no population layer is configured as the default)")
+        try:
+            return demand_from_layer(services, dict(DEFAULT_DEMAND), cfg)
+        except InputError as err:
+            raise InputError(f"input 'demand' is required: the default demand (population) is not available "
+                             f"({err})") from None
     if isinstance(spec, dict) and "layer" in spec:
         return demand_from_layer(services, spec, cfg)
     if isinstance(spec, dict) and "grid" in spec:

@@ -27,7 +27,7 @@ def network_polygons(conn: psycopg2.extensions.connection, r: nw.Reach, limit_s:
         "  FROM p JOIN {t} e USING (id) WHERE p.a >= 0"
         "  UNION ALL SELECT p.fb, ST_LineSubstring(e.geom, p.b, 1) FROM p JOIN {t} e USING (id) "
         "  WHERE p.b <= 1 AND p.a < p.b) "
-        "SELECT f, ST_AsBinary(ST_Buffer(ST_Collect(g), %s, 'quad_segs=2')) FROM parts GROUP BY f"
+        "SELECT f, ST_AsBinary(ST_Union(ST_Buffer(g, %s, 'quad_segs=2'))) FROM parts GROUP BY f"
     ).format(t=sql.Identifier("network", f"{g.name}_edges"))
     with conn.cursor() as cur:
         cur.execute(q, (ids.tolist(), a.tolist(), b.tolist(), fa.tolist(), fb.tolist(), buffer_m))

@@ -1,4 +1,10 @@
-"""Jobs persisted in PostgreSQL (meta.jobs): every worker process shares this state."""
+"""Jobs persisted in PostgreSQL (meta.jobs): every worker process of every instance shares this state.
+
+A job is *held* by the process named in owner_host/owner_pid, or *queued* for any instance (owner_pid 0): an
+instance with a free worker claims the oldest queued job with FOR UPDATE SKIP LOCKED, so two never take the same
+one, and holds it with a lease its heartbeat renews. When a lease expires, a job that never started is queued
+again and a running one is failed (it may have written part of its results), so none is lost or stuck.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from core.errors import TooManyRequests
 from core.schema import migrate
 
 HOST = socket.gethostname()
+QUEUED_HOST, QUEUED_PID = "", 0  # owner of a job queued for any instance
 
 _COLS = ("job_id", "process_id", "status", "progress", "message", "response", "created", "started", "finished",
          "updated", "owner_host", "owner_pid", "compute_s", "owner", "owner_roles")
@@ -156,13 +163,60 @@ class JobStore:
         return (row[0], row[1]) if row else (None, None)
 
     def start(self, job_id: str) -> bool:
-        """accepted -> running (owned by this process); False if it was dismissed meanwhile."""
+        """accepted -> running, if this process holds it; False if it was dismissed or requeued meanwhile."""
         with self.db.transaction() as conn, conn.cursor() as cur:
             cur.execute("UPDATE meta.jobs SET status = 'running', started = clock_timestamp(), "
-                        "updated = clock_timestamp(), message = 'running', owner_host = %s, owner_pid = %s, "
+                        "updated = clock_timestamp(), message = 'running', "
                         "lease_expires = clock_timestamp() + make_interval(secs => %s) "
-                        "WHERE job_id = %s AND status = 'accepted'", (HOST, os.getpid(), self.lease_s, job_id))
+                        "WHERE job_id = %s AND status = 'accepted' AND owner_host = %s AND owner_pid = %s",
+                        (self.lease_s, job_id, HOST, os.getpid()))
             return bool(cur.rowcount)
+
+    def release(self, job_id: str, outputs: list[str]) -> bool:
+        """Hand a job this process holds but will not start now to the shared queue (with its requested outputs)."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("UPDATE meta.jobs SET owner_host = %s, owner_pid = %s, message = 'queued', "
+                        "inputs = inputs || jsonb_build_object('_outputs', %s::jsonb), updated = clock_timestamp() "
+                        "WHERE job_id = %s AND status = 'accepted' AND owner_host = %s AND owner_pid = %s",
+                        (QUEUED_HOST, QUEUED_PID, json.dumps(outputs), job_id, HOST, os.getpid()))
+            return bool(cur.rowcount)
+
+    def claim(self) -> tuple[Job, dict[str, Any]] | None:
+        """Take the oldest queued job for this process (SKIP LOCKED: concurrent claimers get different jobs)."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute(sql.SQL("UPDATE meta.jobs SET owner_host = %s, owner_pid = %s, updated = clock_timestamp(), "
+                                "lease_expires = clock_timestamp() + make_interval(secs => %s) WHERE job_id = ("
+                                "SELECT job_id FROM meta.jobs WHERE status = 'accepted' AND owner_pid = %s "
+                                "ORDER BY created LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING {}, inputs").format(
+                sql.SQL(", ").join(map(sql.Identifier, _COLS))), (HOST, os.getpid(), self.lease_s, QUEUED_PID))
+            row = cur.fetchone()
+        return (_job(row[:-1]), dict(row[-1])) if row else None
+
+    def requeue_unstarted(self, job_ids: list[str]) -> set[str]:
+        """Queue again the jobs among job_ids this process holds but has not started (a graceful stop)."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("UPDATE meta.jobs SET owner_host = %s, owner_pid = %s, message = 'queued', "
+                        "updated = clock_timestamp() WHERE job_id = ANY(%s) AND status = 'accepted' "
+                        "AND owner_host = %s AND owner_pid = %s RETURNING job_id",
+                        (QUEUED_HOST, QUEUED_PID, job_ids, HOST, os.getpid()))
+            return {str(r[0]) for r in cur.fetchall()}
+
+    def active_here_or_queued(self) -> int:
+        """Jobs this process holds plus the jobs queued for any instance (the bound of processes.max_queued)."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM meta.jobs WHERE status IN ('accepted', 'running') AND "
+                        "(owner_pid = %s OR (owner_host = %s AND owner_pid = %s))", (QUEUED_PID, HOST, os.getpid()))
+            row = cur.fetchone()
+        return int(row[0]) if row else 0
+
+    def queue_depth(self) -> dict[str, int]:
+        """Active jobs by state: queued (for any instance), held (claimed, not started) and running."""
+        with self.db.transaction() as conn, conn.cursor() as cur:
+            cur.execute("SELECT CASE WHEN status = 'running' THEN 'running' WHEN owner_pid = %s THEN 'queued' "
+                        "ELSE 'held' END, count(*) FROM meta.jobs WHERE status IN ('accepted', 'running') "
+                        "GROUP BY 1", (QUEUED_PID,))
+            found = {str(k): int(n) for k, n in cur.fetchall()}
+        return {k: found.get(k, 0) for k in ("queued", "held", "running")}
 
     def progress(self, job_id: str, percent: int, message: str) -> str | None:
         """Record progress of a running job; returns the current status (None: job gone)."""
@@ -210,13 +264,21 @@ class JobStore:
         return self.get(job_id)
 
     def fail_orphans(self, alive: set[int] | None = None) -> list[str]:
-        """Fail active jobs whose server is gone: lease expired, or (fast path) owner process dead on this host."""
+        """Settle active jobs whose server is gone (lease expired, or owner process dead on this host): one that
+        never started is queued again for any instance, a running one is failed; returns the failed ones."""
+        return self.settle_orphans(alive)[0]
+
+    def settle_orphans(self, alive: set[int] | None = None) -> tuple[list[str], list[str]]:
+        """(failed, requeued) jobs of servers that are gone; queued jobs have no server and are left alone."""
         with self.db.transaction() as conn, conn.cursor() as cur:
-            cur.execute("SELECT job_id, owner_host, owner_pid, coalesce(lease_expires, updated + "
+            cur.execute("SELECT job_id, status, owner_host, owner_pid, coalesce(lease_expires, updated + "
                         "make_interval(secs => %s)) < clock_timestamp() FROM meta.jobs "
-                        "WHERE status IN ('accepted', 'running') FOR UPDATE SKIP LOCKED", (self.lease_s,))
-            dead = [jid for jid, host, pid, expired in cur.fetchall()
+                        "WHERE status IN ('accepted', 'running') AND owner_pid <> %s FOR UPDATE SKIP LOCKED",
+                        (self.lease_s, QUEUED_PID))
+            gone = [(jid, status) for jid, status, host, pid, expired in cur.fetchall()
                     if expired or (host == HOST and not _pid_alive(int(pid), alive))]
+            dead = [jid for jid, status in gone if status == "running"]
+            requeued = [jid for jid, status in gone if status == "accepted"]
             if dead:
                 msg = ("the server process running this job stopped (restart or crash) before it finished; "
                        "submit the job again")
@@ -225,7 +287,11 @@ class JobStore:
                 cur.execute("UPDATE meta.jobs SET status = 'failed', message = %s, error = %s::jsonb, "
                             "finished = clock_timestamp(), updated = clock_timestamp() WHERE job_id = ANY(%s)",
                             (msg, json.dumps(err), dead))
-        return dead
+            if requeued:
+                cur.execute("UPDATE meta.jobs SET owner_host = %s, owner_pid = %s, updated = clock_timestamp(), "
+                            "message = 'queued again: the server holding it stopped' WHERE job_id = ANY(%s)",
+                            (QUEUED_HOST, QUEUED_PID, requeued))
+        return dead, requeued
 
     def delete_older_than(self, hours: float) -> int:
         """Delete finished jobs (and their results) older than the retention; how many."""

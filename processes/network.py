@@ -277,6 +277,36 @@ def stats_for(g: Graph) -> dict[str, Any]:
     return {"nodes": g.n, "edges": len(g.edge_ids), "main_component_nodes": int(g.in_main.sum())}
 
 
+def loader_report(conn: psycopg2.extensions.connection, name: str) -> dict[str, Any]:
+    """What the loader recorded about a network (catalog quality.network: label, one_way, ...; {} for OSM)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT quality -> 'network' FROM meta.datasets WHERE table_name = %s", (f"network.{name}_edges",))
+        row = cur.fetchone()
+    return dict(row[0]) if row and isinstance(row[0], dict) else {}
+
+
+def describe(conn: psycopg2.extensions.connection, name: str, mode: str) -> tuple[str, list[str]]:
+    """How a network's times are made (for summary.method / cost_method) and the notes a result must carry."""
+    facts = loader_report(conn, name)
+    no_one_way = facts.get("one_way") is False
+    source = ", ".join(p for p in (facts.get("label"), "no one-way data" if no_one_way else None) if p)
+    notes = []
+    if no_one_way and mode == "car":
+        notes.append("car times are symmetric: the network has no one-way data, so one-way streets count as "
+                     "two-way and drives may come out shorter than they are")
+    if facts.get("crossings_unconnected"):
+        notes.append(f"{facts['crossings_unconnected']:,} crossings of road lines without a junction in the source "
+                     "(overpasses, bridges) are not connected")
+    return f"network {name} ({source + '; ' if source else ''}{mode}; snap distance walked at 4.5 km/h)", notes
+
+
+def straight_reason(inputs: dict[str, Any]) -> str:
+    """Why a request runs on straight lines: it asked for network "none", or no loaded network covers it."""
+    if inputs.get("network_requested") == "none":
+        return 'network "none" requested'
+    return "no road network loaded for this area"
+
+
 _HULLS: dict[tuple[str, int], Any] = {}
 
 

@@ -1,4 +1,5 @@
-"""Job runtime: a bounded worker pool per server process, restart recovery and result-layer cleanup."""
+"""Job runtime: a bounded worker pool per server process that runs its own jobs and claims queued ones of any
+instance (processes.jobs), restart recovery and result-layer cleanup."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import psycopg2
+from prometheus_client import Histogram
 
 from core.config import ProcessesConfig
 from core.db import Database
@@ -23,14 +25,19 @@ from processes.jobs import Job, JobStore
 
 LOGGER = logging.getLogger(__name__)
 MAINTENANCE_S = 30.0
+JOB_SECONDS = Histogram("sejong_job_duration_seconds", "Run time of jobs that ended in this process",
+                        ["process", "status"], buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
+ServicesFor = Callable[[Job], dict[str, Any]]  # the services of a claimed job (its owner as the caller)
 
 
 class Runtime:
     """Runs jobs outside the request thread; all state is in meta.jobs."""
 
-    def __init__(self, dsn: str, config: ProcessesConfig, processors: dict[str, Processor]) -> None:
+    def __init__(self, dsn: str, config: ProcessesConfig, processors: dict[str, Processor],
+                 services_for: ServicesFor | None = None) -> None:
         self.config = config
         self.processors = processors
+        self.services_for = services_for  # None: this process runs only the jobs submitted to it
         self.db = Database(dsn, config.workers + 4, 600_000, read_only=False, application_name="sejong-processes")
         self.store = JobStore(self.db, config.lease_s)
         self._pool: ThreadPoolExecutor | None = None
@@ -39,6 +46,8 @@ class Runtime:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._futures: dict[str, Future[dict[str, Any] | None]] = {}
+        self._async: set[str] = set()  # held jobs that take a worker of the pool (not the synchronous ones)
+        self._wake = threading.Event()  # a worker became free: claim a queued job now
         self.sync_slots = threading.BoundedSemaphore(config.max_sync)
 
     def start(self) -> None:
@@ -48,12 +57,17 @@ class Runtime:
         self.maintain()
         threading.Thread(target=self._loop, name="processes-maintenance", daemon=True).start()
         threading.Thread(target=self._heartbeat, name="processes-heartbeat", daemon=True).start()
+        if self.services_for is not None:
+            threading.Thread(target=self._dispatch, name="processes-dispatch", daemon=True).start()
 
     def maintain(self) -> None:
         """Fail orphaned jobs and drop expired result layers."""
-        dead = self.store.fail_orphans()
+        dead, requeued = self.store.settle_orphans()
         if dead:
             LOGGER.warning("marked %d orphaned job(s) failed: %s", len(dead), ", ".join(dead))
+        if requeued:
+            LOGGER.warning("queued %d job(s) of a stopped server again: %s", len(requeued), ", ".join(requeued))
+            self._wake.set()
         dropped = results.cleanup(self.db)
         if dropped:
             LOGGER.info("dropped %d expired result layer(s)", dropped)
@@ -75,9 +89,48 @@ class Runtime:
             return list(self._futures)
 
     def admit(self) -> None:
-        """429 when this process already holds max_queued jobs."""
-        if len(self.held()) >= self.config.max_queued:
+        """429 when the jobs this process holds plus those queued for any instance reach max_queued."""
+        if self.store.active_here_or_queued() >= self.config.max_queued:
             raise TooManyRequests(f"{self.config.max_queued} jobs are already queued or running here; retry later")
+
+    def free_workers(self) -> int:
+        """Workers of the job pool not taken by a held job."""
+        with self._lock:
+            return self.config.workers - len(self._async)
+
+    def _dispatch(self) -> None:
+        """Claim queued jobs of any instance while a worker is free; poll every processes.claim_poll_s."""
+        while not self._stop.is_set():
+            self._wake.wait(self.config.claim_poll_s)
+            self._wake.clear()
+            try:
+                while not self._stop.is_set() and self.free_workers() > 0 and self.claim_one():
+                    pass
+            except Exception as err:
+                LOGGER.warning("could not claim queued jobs (%s); retrying", str(err).strip())
+
+    def claim_one(self) -> bool:
+        """Claim the oldest queued job and start it here; False when none is queued."""
+        assert self.services_for is not None
+        claimed = self.store.claim()
+        if claimed is None:
+            return False
+        job, stored = claimed
+        outputs = stored.pop("_outputs", None)
+        try:
+            if job.process_id not in self.processors:
+                raise OGCError(f"process {job.process_id!r} is not offered by the instance that claimed this job")
+            services = self.services_for(job)
+            inputs = self.processors[job.process_id].validate(stored, services)
+        except Exception as err:
+            body = err.body() if isinstance(err, OGCError) else OGCError(f"inputs no longer valid: {err}").body()
+            self._settle(lambda: self.store.fail(job.job_id, str(body["description"]), body))
+            return True
+        if outputs:
+            inputs["_outputs"] = outputs
+        self._start(job, inputs, services, sync=False)
+        LOGGER.info("claimed queued job %s (%s)", job.job_id, job.process_id)
+        return True
 
     def _loop(self) -> None:
         while not self._stop.wait(MAINTENANCE_S):
@@ -103,8 +156,19 @@ class Runtime:
 
     def submit(self, job: Job, inputs: dict[str, Any], services: dict[str, Any],
                sync: bool = False) -> Future[dict[str, Any] | None]:
-        """Queue a registered job; `sync` (the caller holds one of sync_slots): run it in the synchronous pool and
-        give the slot back when the job ends, not when the request stops waiting."""
+        """Run a registered job this process holds; `sync` (the caller holds one of sync_slots): run it in the
+        synchronous pool and give the slot back when the job ends, not when the request stops waiting. An
+        asynchronous job finding every worker taken goes to the shared queue, where any instance may claim it
+        (the returned future is then already done, with None)."""
+        if (not sync and self.services_for is not None and self.free_workers() <= 0
+                and self.store.release(job.job_id, list(inputs.get("_outputs") or []))):
+            queued: Future[dict[str, Any] | None] = Future()
+            queued.set_result(None)
+            return queued
+        return self._start(job, inputs, services, sync)
+
+    def _start(self, job: Job, inputs: dict[str, Any], services: dict[str, Any],
+               sync: bool) -> Future[dict[str, Any] | None]:
         try:
             future = self.pool(sync).submit(self._run, job.job_id, job.process_id, inputs, services)
         except BaseException:
@@ -115,12 +179,18 @@ class Runtime:
             future.add_done_callback(lambda _: self.sync_slots.release())
         with self._lock:
             self._futures[job.job_id] = future
+            if not sync:
+                self._async.add(job.job_id)
         future.add_done_callback(lambda _: self._forget(job.job_id))
         return future
 
     def _forget(self, job_id: str) -> None:
         with self._lock:
             self._futures.pop(job_id, None)
+            freed = job_id in self._async
+            self._async.discard(job_id)
+        if freed:
+            self._wake.set()
 
     def future(self, job_id: str) -> Future[dict[str, Any] | None] | None:
         """The future of a job queued or running in this process (None once it has ended)."""
@@ -154,7 +224,12 @@ class Runtime:
         ctx = Context(db=self.db, config=self.config, job_id=job_id, services=services,
                       report=lambda p, m: self.store.progress(job_id, p, m))
         t0 = time.perf_counter()
-        outputs = proc.run(inputs, ctx)
+        try:
+            outputs = proc.run(inputs, ctx)
+        except BaseException:
+            JOB_SECONDS.labels(process_id, "failed").observe(time.perf_counter() - t0)
+            raise
+        JOB_SECONDS.labels(process_id, "successful").observe(time.perf_counter() - t0)
         if not self.store.finish(job_id, outputs, time.perf_counter() - t0):
             results.drop_job_layers(self.db, job_id)
             return None
@@ -174,10 +249,14 @@ class Runtime:
                 time.sleep(0.2 * 2**attempt)
 
     def shutdown(self) -> None:
-        """Stop taking jobs; record the held ones as failed (their threads stop at their next progress report,
-        within about a second), cancel the queued ones, stop the maintenance threads."""
+        """Stop taking jobs: held jobs not started yet go back to the shared queue, running ones are recorded as
+        failed (their threads stop at their next progress report, within about a second); stop the threads."""
         self._stop.set()
+        self._wake.set()
         held = self.held()
+        if held and self.services_for is not None:  # not started yet: another instance may run them
+            requeued = self.store.requeue_unstarted(held)
+            held = [job_id for job_id in held if job_id not in requeued]
         if held:
             msg = "the server stopped (restart or shutdown) before this job finished; submit it again"
             err = OGCError(msg).body()

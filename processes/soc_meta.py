@@ -33,7 +33,7 @@ SEJONG_BIKE: dict[str, Any] = {"inputs": {
     "model": "mclp", "p": 10, "facility_type": "bike_station",
     "candidates": {"grid": {"cell_m": 300, "area": "admin_areas", "filter": "name LIKE '%동'"}},
     "existing": {"layer": "bike_stations"},
-    "demand": {"layer": "admin_areas", "weight": "voters", "cell_m": 250},
+    "demand": {"layer": "population", "month": "2023-08", "cell_m": 250},
     "outputs": ["summary", "sites"], "store": True}}
 
 PROCESS_METADATA: dict[str, Any] = {
@@ -52,7 +52,7 @@ PROCESS_METADATA: dict[str, Any] = {
         "coverage and mean/worst time before (existing only) and after. Presets (`facility_type`): "
         + "; ".join(f"{k}: {v['mode']} {v['minutes'][0]} min" for k, v in PRESETS.items())
         + ". Default `example`: 2 new libraries for 운정1-3동 (Paju) by p-median on the walk network; "
-          "`examples` adds MCLP and the Sejong bike-station case (straight-line fallback)."),
+          "`examples` adds MCLP and the Sejong bike-station case (on the Sejong KAIS road network)."),
     "keywords": ["siting", "입지분석", "생활SOC", "location-allocation", "p-median", "MCLP", "LSCP"],
     "jobControlOptions": ["sync-execute", "async-execute", "dismiss"],
     "outputTransmission": ["value"],
@@ -64,9 +64,11 @@ PROCESS_METADATA: dict[str, Any] = {
                        "minOccurs": 1, "maxOccurs": 1},
         "existing": {"title": "Existing facilities (kept open, counted)", "description": "a layer + filter or "
                      "inline GeoJSON points", "schema": _SITES, "minOccurs": 0, "maxOccurs": 1},
-        "demand": {"title": "Demand", "description": "{layer, weight, filter, cell_m} (polygons are sampled on a "
-                   "cell_m grid, weight split equally), {grid: {cell_m, area}}, or inline GeoJSON points with "
-                   "property weight", "schema": {"type": "object"}, "minOccurs": 1, "maxOccurs": 1},
+        "demand": {"title": "Demand", "description": "{layer, weight, filter, cell_m, month, spread} (polygons are "
+                   "sampled on a cell_m grid, weight split equally, or spread \"centroid\": one point per unit; month "
+                   "YYYY-MM of a time-enabled layer, default its latest), {grid: {cell_m, area}}, or inline GeoJSON "
+                   "points with property weight. Default: {\"layer\": \"population\"}, Sejong residents per 행정동 "
+                   "of the latest month", "schema": {"type": "object"}, "minOccurs": 0, "maxOccurs": 1},
         "p": {"title": "New sites to open", "description": "required by every model but lscp",
               "schema": {"type": "integer", "minimum": 0}, "minOccurs": 0, "maxOccurs": 1},
         "facility_type": {"title": "Facility type preset", "description": "sets mode and minutes from the "

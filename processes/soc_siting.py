@@ -106,7 +106,7 @@ class SocSitingProcessor(Processor):
             raise InputError("store must be true or false")
         cand = sio.sites(services, inputs["candidates"], cfg, "candidates")
         existing = sio.sites(services, inputs["existing"], cfg, "existing") if "existing" in inputs else None
-        demand = inp.demand(services, inputs["demand"], cfg)
+        demand = inp.demand(services, inputs.get("demand"), cfg)
         if float(demand.sample_weight.sum()) <= 0:
             raise InputError(f"demand: the total weight of {demand.source} is 0 (empty demand); choose another "
                              "weight property or filter")
@@ -135,7 +135,8 @@ class SocSitingProcessor(Processor):
         return {"model": model, "mode": mode, "minutes": minutes, "cutoff": cutoff, "time_limit": time_limit,
                 "method": method, "p": p, "capacity": capacity, "decay": decay, "beta": beta,
                 "outputs": list(dict.fromkeys(wanted)), "store": store, "candidates": cand, "existing": existing,
-                "demand": demand, "network": network, "preset": inputs.get("facility_type"),
+                "demand": demand, "network": network, "network_requested": inputs.get("network"),
+                "preset": inputs.get("facility_type"),
                 "preset_source": preset.source if preset else None}
 
     def costs(self, inputs: dict[str, Any], ctx: Context, xy: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
@@ -147,13 +148,14 @@ class SocSitingProcessor(Processor):
             c = sio.straight_costs(dem.sample_xy, xy, cfg.detour_factor, cfg.speeds_kmh[mode])
             c[c > inputs["cutoff"]] = np.inf
             return c, {"cost_method": f"straight-line × {cfg.detour_factor:g} at {cfg.speeds_kmh[mode]:g} km/h "
-                                      "(no road network loaded for this area)", "straight_line": True,
+                                      f"({nw.straight_reason(inputs)})", "straight_line": True,
                        "network": None, "detour_factor": cfg.detour_factor, "speed_kmh": cfg.speeds_kmh[mode],
                        "unsnapped_sites": [], "unsnapped_samples": 0}
         with ctx.db.transaction() as conn:
             g = nw.CACHE.get(conn, inputs["network"], mode)
             ctx.progress(8, "graph ready; snapping")
             ssnap, dsnap = sio.snap_all(conn, g, xy, dem.sample_xy, cfg.max_snap_m)
+            method, notes = nw.describe(conn, inputs["network"], mode)
         if not ssnap.ok.any():
             raise InputError(f"candidates: none lies within {cfg.max_snap_m:g} m of network {inputs['network']}; "
                              "choose sites inside it or network \"none\"")
@@ -161,8 +163,8 @@ class SocSitingProcessor(Processor):
         c = sio.network_costs(g, ssnap, dsnap, inputs["cutoff"] * 60,
                               lambda f: ctx.progress(int(12 + 23 * f), "travel-time matrix", force=False))
         ids = inputs["candidates"].ids + (inputs["existing"].ids if inputs["existing"] else [])
-        return c, {"cost_method": f"network {inputs['network']} ({mode}; snap distance walked at 4.5 km/h)",
-                   "straight_line": False, "network": inputs["network"], "graph": nw.stats_for(g),
+        return c, {"cost_method": method, "network_notes": notes, "straight_line": False,
+                   "network": inputs["network"], "graph": nw.stats_for(g),
                    "unsnapped_sites": [ids[i] for i in np.flatnonzero(~ssnap.ok)],
                    "unsnapped_samples": int((~dsnap.ok).sum())}
 

@@ -130,12 +130,27 @@ def cmd_pytest(argv: list[str]) -> int:
 
 
 def cmd_load(argv: list[str]) -> int:
-    """Run a loader against the project database; `load network FILE --name NAME` is the OSM network loader."""
-    module, args = ("loaders.osm_network", argv[1:]) if argv[:1] == ["network"] else ("loaders", argv)
+    """Run a loader against the project database; `load network FILE --name NAME` is the OSM network loader,
+    `load kais-network FILE --name NAME` the KAIS road-centreline (TL_SPRD_MANAGE) one."""
+    networks = {"network": "loaders.osm_network", "kais-network": "loaders.kais_network"}
+    module, args = (networks[argv[0]], argv[1:]) if argv[:1] and argv[0] in networks else ("loaders", argv)
     env = dict(os.environ) if _wants_help(argv) or not argv else dict(os.environ, **_database())
     if not argv:
         args = ["--help"]
     return subprocess.run([str(VENV_BIN / "python"), "-m", module, *args], cwd=REPO_ROOT, env=env,
+                          check=False).returncode
+
+
+FEEDS = {"airkorea": "loaders.airkorea"}  # ./run ingest <feed>: real-time feeds and the module that fetches each
+
+
+def cmd_ingest(argv: list[str]) -> int:
+    """Fetch a real-time feed into the project database: `ingest airkorea` (key in $AIRKOREA_SERVICE_KEY)."""
+    if not argv or argv[0] not in FEEDS:
+        print(f"usage: ./run ingest {{{'|'.join(FEEDS)}}} [--help]", file=sys.stderr)
+        return 0 if _wants_help(argv) else 2
+    env = dict(os.environ) if _wants_help(argv) else dict(os.environ, **_database())
+    return subprocess.run([str(VENV_BIN / "python"), "-m", FEEDS[argv[0]], *argv[1:]], cwd=REPO_ROOT, env=env,
                           check=False).returncode
 
 
@@ -213,6 +228,13 @@ def run_keys(argv: list[str], dsn: str) -> int:
     return 0
 
 
+def cmd_cluster(argv: list[str]) -> int:
+    """Primary + streaming replica, two server instances and nginx on one machine (server.cluster)."""
+    from server.cluster import main
+
+    return main(argv)
+
+
 def cmd_keys(argv: list[str]) -> int:
     """API keys: create, list, revoke (in the configured database, as the write role)."""
     if _wants_help(argv) or not argv:
@@ -221,7 +243,7 @@ def cmd_keys(argv: list[str]) -> int:
 
 
 COMMANDS = {"serve": cmd_serve, "test": cmd_test, "pytest": cmd_pytest, "load": cmd_load, "bench": cmd_bench,
-            "db": cmd_db, "keys": cmd_keys}
+            "db": cmd_db, "keys": cmd_keys, "ingest": cmd_ingest, "cluster": cmd_cluster}
 
 
 def main() -> int:

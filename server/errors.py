@@ -57,6 +57,6 @@ def register_error_handlers(app: Flask) -> None:
                 + str(err).splitlines()[0]))
         if isinstance(err, psycopg2.OperationalError):
             LOGGER.error("database unavailable: %s", err)
-            return error_response(ServiceUnavailable("database unavailable"))
+            return error_response(ServiceUnavailable("database unavailable", headers={"Retry-After": "5"}))
         LOGGER.exception("unhandled error")
         return error_response(OGCError())

@@ -15,7 +15,7 @@ from layers.edit_sql import sql_etag
 from layers.model import Layer
 from layers.query import build_items_query, encode_cursor, reject_unknown, scalar_properties
 from layers.sql import ItemsQuery, sql_count, sql_item, sql_items
-from server import access, services
+from server import access, coverages, services
 from server.negotiate import (
     GEOJSON,
     HTML,
@@ -67,7 +67,7 @@ def collection_doc(layer: Layer, lang: str, current: str = JSON) -> dict[str, An
         extent["temporal"] = {"interval": [list(layer.temporal)], "trs": TRS}
     links = [
         *self_and_alternates(path, current, [JSON, HTML]),
-        link("items", GEOJSON, f"{path}/items", "features as GeoJSON", f="json"),
+        link("items", GEOJSON, f"{path}/items", "features as GeoJSON"),  # no query: clients append /{featureId}
         link("items", HTML, f"{path}/items", "features as HTML", f="html"),
         link(QUERYABLES, SCHEMA_JSON, f"{path}/queryables", "queryables"),
         link(SORTABLES, SCHEMA_JSON, f"{path}/sortables", "sortables"),
@@ -113,7 +113,7 @@ def collections() -> Response:
     layers = access.layers()
     doc = {
         "links": self_and_alternates("/collections", fmt, [JSON, HTML]),
-        "collections": [collection_doc(layer, lang) for layer in layers],
+        "collections": [*(collection_doc(layer, lang) for layer in layers), *coverages.listed(lang)],
     }
     if fmt == HTML:
         return Response(render_template("collections.html", doc=doc, lang=lang), mimetype=HTML)

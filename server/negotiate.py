@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
+from werkzeug.datastructures import LanguageAccept
 
 from core.errors import InvalidParameterValue
 from server import services
@@ -15,6 +16,8 @@ GEOJSON = "application/geo+json"
 HTML = "text/html"
 OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 SCHEMA_JSON = "application/schema+json"
+
+LANGUAGES = ("ko", "en")  # the first is the default
 
 _F_VALUES = {"json": JSON, "geojson": GEOJSON, "html": HTML, "jsonschema": SCHEMA_JSON}
 
@@ -45,8 +48,20 @@ def language() -> str:
     lang = request.args.get("lang")
     if lang:
         return "en" if lang.lower().startswith("en") else "ko"
-    best = request.accept_languages.best_match(["ko", "en"])
-    return best or "ko"
+    return lookup_language(request.accept_languages, LANGUAGES)
+
+
+def lookup_language(accepted: LanguageAccept, supported: tuple[str, ...]) -> str:
+    """RFC 4647 lookup over an RFC 9110 Accept-Language: ranges by q-value (header order among equals), each
+    matched by werkzeug (case-insensitive, ko-KR falls back to ko); a wildcard adds nothing before other ranges;
+    q=0 excludes a language; nothing matched: the first supported one not excluded (ko)."""
+    ranked = sorted((item for item in accepted if item[1] > 0 and item[0] != "*"), key=lambda item: -item[1])
+    for value, quality in ranked:
+        match = LanguageAccept([(value, quality)]).best_match(supported)
+        if match:
+            return match
+    excluded = {LanguageAccept([(v, 1)]).best_match(supported) for v, q in accepted if q == 0 and v != "*"}
+    return next((lang for lang in supported if lang not in excluded), supported[0])
 
 
 def base_url() -> str:

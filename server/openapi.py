@@ -25,6 +25,8 @@ _OPERATIONS: dict[str, dict[str, tuple[str, str, str, dict[str, Any]]]] = {
     "/api": {"get": ("getApiDefinition", "this document", "Capabilities", {
         "application/vnd.oai.openapi+json;version=3.0": {"schema": {"type": "object"}}, **_HTML})},
     "/health": {"get": ("getHealth", "liveness and database reachability", "Capabilities", _JSON)},
+    "/metrics": {"get": ("getMetrics", "Prometheus metrics of this server process", "Capabilities",
+                         {"text/plain": {"schema": {"type": "string"}}})},
     "/collections": {"get": ("getCollections", "feature collections", "Data", _ANY_JSON)},
     "/quality": {"get": ("getDataQuality", "every layer's last load and data-quality report", "Data", _ANY_JSON)},
     "/collections/{collectionId}": {"get": ("describeCollection", "a collection", "Data", _ANY_JSON)},
@@ -64,6 +66,24 @@ _OPERATIONS: dict[str, dict[str, tuple[str, str, str, dict[str, Any]]]] = {
     "/assets/maplibre/{filename}": {"get": ("getMapLibreFile", "vendored MapLibre GL JS file", "Maps", _BINARY)},
     "/map/static/{filename}": {"get": ("getMapStaticFile", "map page script or style", "Maps", _BINARY)},
     "/static/{filename}": {"get": ("getStaticFile", "static file", "Maps", _BINARY)},
+    # air-quality surfaces (server/coverages.py)
+    "/collections/{collectionId}/coverage": {"get": ("collection.getCoverage", "a surface: GeoTIFF or grade PNG",
+                                                     "Coverages", {"image/tiff; application=geotiff": {
+                                                         "schema": {"type": "string", "format": "binary"}},
+                                                         "image/png": {"schema": {"type": "string",
+                                                                                  "format": "binary"}}})},
+    "/collections/{collectionId}/coverage/domainset": {
+        "get": ("collection.getCoverageDomainSet", "grid and time steps of a surface", "Coverages", _JSON)},
+    "/collections/{collectionId}/coverage/rangetype": {
+        "get": ("collection.getCoverageRangeType", "the field of a surface", "Coverages", _JSON)},
+    "/collections/{collectionId}/position": {
+        "get": ("collection.getSurfaceAtPoint", "the estimate at a point beside the nearest station", "Coverages",
+                _JSON)},
+    "/collections/{collectionId}/map/tiles": {
+        "get": ("collection.map.getTileSetsList", "map tilesets of a surface", "Coverages", _JSON)},
+    "/collections/{collectionId}/map/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": {
+        "get": ("collection.map.getTile", "a grade-coloured PNG tile of a surface", "Coverages", {
+            "image/png": {"schema": {"type": "string", "format": "binary"}}})},
 }
 
 

@@ -81,7 +81,8 @@ _ITEMS_CATALOGUE = {p.name: p for p in (
     Param("bbox", "bounding box (minx,miny,maxx,maxy) in bbox-crs (default CRS84)",
           {"type": "array", "minItems": 4, "maxItems": 6, "items": {"type": "number"}}),
     Param("bbox-crs", "CRS of bbox", _crs_enum),
-    Param("datetime", "instant or interval (RFC 3339, '..' for open ends)", {"type": "string"}),
+    Param("datetime", "instant or interval (RFC 3339, '..' for open ends); extension: a month YYYY-MM is that whole "
+          "month (2023-08 = 2023-08-01/2023-08-31), as a date YYYY-MM-DD is that whole day", {"type": "string"}),
     Param("crs", "CRS of the response geometries (Part 2)", _crs_enum),
     Param("properties", "properties to return", {"type": "array", "items": {"type": "string"}}),
     Param("sortby", "sort keys (see sortables), e.g. -docks,name", {"type": "array", "items": {"type": "string"}}),
@@ -105,6 +106,9 @@ def _items_params(names: set[str] | frozenset[str]) -> tuple[Param, ...]:
 ITEMS = _items_params(ITEMS_PARAMS)
 ITEM = _items_params(ITEM_PARAMS)
 FILTER = tuple(_ITEMS_CATALOGUE[n] for n in ("filter", "filter-lang", "filter-crs"))
+TILE_DATETIME = Param("datetime", "time-enabled layers: the features of this instant, day, month (YYYY-MM) or "
+                      "interval, as for items; without it a layer whose time column is a date (e.g. population) "
+                      "shows its latest month, others every feature", {"type": "string"})
 PAGE = Route((F_PAGE, LANG))
 DOC = Route((F_JSON, LANG))
 TILE_SET = Route((F_JSON, LANG))
@@ -118,6 +122,7 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/conformance": {"get": PAGE},
     "/api": {"get": PAGE},
     "/health": {"get": NONE},
+    "/metrics": {"get": NONE},
     "/collections": {"get": PAGE},
     "/quality": {"get": PAGE},
     "/collections/{collectionId}": {"get": PAGE},
@@ -134,15 +139,17 @@ ROUTES: dict[str, dict[str, Route]] = {
     "/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": {"get": Route((F_MVT, Param(
         "collections", "collections to include (default: all)", lambda ctx: {
             "type": "array", "items": {"type": "string", "enum": list(ctx.collection_ids)}})))},
-    "/tiles/{collectionId}/{tileMatrix}/{x}/{y}.mvt": {"get": Route((F_MVT, *FILTER))},
+    "/tiles/{collectionId}/{tileMatrix}/{x}/{y}.mvt": {"get": Route((F_MVT, *FILTER, TILE_DATETIME))},
     "/tilejson.json": {"get": TILE_SET},
     "/collections/{collectionId}/tiles": {"get": TILE_SET},
     "/collections/{collectionId}/tiles/{tileMatrixSetId}": {"get": TILE_SET},
     "/collections/{collectionId}/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": {
-        "get": Route((F_MVT, *FILTER))},
+        "get": Route((F_MVT, *FILTER, TILE_DATETIME))},
     "/collections/{collectionId}/tilejson.json": {"get": TILE_SET},
     "/styles": {"get": PAGE},
-    "/styles/{styleId}": {"get": PAGE},
+    "/styles/{styleId}": {"get": Route((Param("f", "style encoding: MapLibre (json, default), map preview (html), "
+                                              "SLD 1.1 / SE 1.1 for QGIS and ArcGIS (sld11)",
+                                              {"type": "string", "enum": ["json", "mapbox", "html", "sld11"]}), LANG))},
     "/fonts/{fontstack}/{glyphRange}.pbf": {"get": NONE},
     "/map": {"get": Route((LANG, *(Param(n, f"sign-in answer of the OpenID provider ({n})", {"type": "string"})
                                    for n in ("code", "state", "iss", "session_state", "error", "error_description"))))},
@@ -164,6 +171,23 @@ ROUTES: dict[str, dict[str, Route]] = {
                             Param("type", "job type", {"type": "string", "enum": ["process"]})))},
     "/jobs/{jobId}": {"get": DOC, "delete": DOC},
     "/jobs/{jobId}/results": {"get": DOC},
+    # air-quality surfaces (server/coverages.py): OGC API - Coverages and PNG map tiles
+    "/collections/{collectionId}/coverage": {"get": Route((
+        Param("f", "GeoTIFF values or grade-coloured PNG (default: by Accept, else GeoTIFF)",
+              {"type": "string", "enum": ["tif", "png"]}),
+        Param("subset", "E(low:high), N(low:high) in EPSG:5186 metres and/or time(\"YYYY-MM-DD\")",
+              {"type": "array", "items": {"type": "string"}}),
+        _ITEMS_CATALOGUE["bbox"], _ITEMS_CATALOGUE["bbox-crs"],
+        Param("datetime", "the day (YYYY-MM-DD, or an instant read in KST); default: the newest",
+              {"type": "string"})))},
+    "/collections/{collectionId}/coverage/domainset": {"get": Route((F_JSON,))},
+    "/collections/{collectionId}/coverage/rangetype": {"get": Route((F_JSON,))},
+    "/collections/{collectionId}/map/tiles": {"get": Route((F_JSON,))},
+    "/collections/{collectionId}/position": {"get": Route((
+        Param("coords", "a lon/lat WKT point, e.g. POINT(126.978 37.566)", {"type": "string"}),
+        Param("datetime", "the day (YYYY-MM-DD); default: the newest", {"type": "string"})))},
+    "/collections/{collectionId}/map/tiles/{tileMatrixSetId}/{tileMatrix}/{tileRow}/{tileCol}": {"get": Route((
+        Param("datetime", "the day (YYYY-MM-DD); default: the newest", {"type": "string"}),))},
 }
 
 PATH_PARAMS = {p.name: p for p in (

@@ -59,6 +59,7 @@ local   all all                 peer
 host    all all 127.0.0.1/32    scram-sha-256
 host    all all ::1/128         scram-sha-256
 """
+REPLICATION_HBA = "host    replication postgres 127.0.0.1/32 scram-sha-256\n"  # streaming replicas (replica())
 
 
 @dataclass
@@ -175,8 +176,54 @@ class LocalCluster:
             subprocess.run(_as_db_user([str(_pg_bin() / "pg_ctl"), "-D", str(self.datadir), "-l", str(log),
                                         "-o", opts, "-w", "-t", "60", "start"]),
                            check=True, stdout=subprocess.DEVNULL)
+        if self.standby:
+            return  # a streaming replica: read-only, its roles and database are the primary's
         self._close_trust()
         self._ensure_database()
+
+    @property
+    def standby(self) -> bool:
+        """Whether this cluster is a streaming replica (until promoted)."""
+        return (self.datadir / "standby.signal").exists()
+
+    def replica(self, datadir: Path, port: int) -> LocalCluster:
+        """A streaming replica of this running cluster in `datadir` (pg_basebackup -R on first use), started on
+        `port`, with the same roles and passwords (its credentials.json is a copy of this one's)."""
+        rep = LocalCluster(datadir=datadir, port=port, dbname=self.dbname, user=self.user)
+        if not (rep.datadir / "PG_VERSION").exists():
+            self._allow_replication()
+            rep.datadir.parent.mkdir(parents=True, exist_ok=True)
+            self._chown(rep.datadir.parent)
+            shutil.rmtree(rep.datadir, ignore_errors=True)
+            if not rep.credentials_file.exists():
+                fd = os.open(rep.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    json.dump(self.credentials(), fh)
+            source = (f"host=127.0.0.1 port={self.port} user={self.user} password={self.credentials()[self.user]} "
+                      "application_name=sejong-replica")
+            subprocess.run(_as_db_user([str(_pg_bin() / "pg_basebackup"), "-D", str(rep.datadir), "-R", "-X",
+                                        "stream", "-c", "fast", "-d", source]), check=True, stdout=subprocess.DEVNULL)
+            with (rep.datadir / "postgresql.conf").open("a") as fh:  # replay is not held up by long reads
+                fh.write("\n# sejong-mapserver replica\nmax_standby_streaming_delay = 1s\nhot_standby_feedback = on\n")
+        rep.start()
+        return rep
+
+    def _allow_replication(self) -> None:
+        """Let the superuser stream WAL over TCP with its password (pg_hba 'replication' line), then reload."""
+        hba = self.datadir / "pg_hba.conf"
+        text = subprocess.run(_as_db_user(["cat", str(hba)]), check=True, capture_output=True, text=True).stdout
+        if REPLICATION_HBA in text:
+            return
+        subprocess.run(_as_db_user(["sh", "-c", f"cat >> {hba}"]), input=REPLICATION_HBA, text=True, check=True)
+        conn = self._connect_admin()
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
+        conn.close()
+
+    def promote(self) -> None:
+        """Make this replica a primary (pg_ctl promote; waits until it accepts writes)."""
+        subprocess.run(_as_db_user([str(_pg_bin() / "pg_ctl"), "-D", str(self.datadir), "-w", "promote"]),
+                       check=True, stdout=subprocess.DEVNULL)
 
     def _connect_admin(self, dbname: str = "postgres") -> Any:
         import psycopg2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -41,11 +42,13 @@ QUALIFIED_KEYS = {"value", "mediaType", "encoding", "schema"}
 def processors(cfg: ProcessesConfig) -> dict[str, Processor]:
     """Every process of this server by id: ours, then the pygeoapi plugins of config.yml (PluginError if one fails)."""
     from processes.accessibility import AccessibilityProcessor
+    from processes.air_exposure import AirExposureProcessor
     from processes.echo import EchoProcessor
     from processes.pygeoapi_bridge import load_plugins
     from processes.soc_siting import SocSitingProcessor
 
-    procs: list[Processor] = [EchoProcessor(cfg), AccessibilityProcessor(cfg), SocSitingProcessor(cfg)]
+    procs: list[Processor] = [EchoProcessor(cfg), AccessibilityProcessor(cfg), SocSitingProcessor(cfg),
+                              AirExposureProcessor(cfg)]
     procs += load_plugins(cfg, taken=[p.id for p in procs])
     return {p.id: p for p in procs}
 
@@ -61,7 +64,7 @@ def register(app: Flask) -> Runtime:
         LOGGER.warning("processes.max_sync %d lowered to %d: half of server.threads (%d)", cfg.max_sync, spare,
                        svc.config.server.threads)
         cfg = cfg.model_copy(update={"max_sync": spare})
-    runtime = Runtime(svc.write_url, cfg, processors(cfg))
+    runtime = Runtime(svc.write_url, cfg, processors(cfg), services_for=functools.partial(_services_of_job, app))
     svc.runtime = runtime
     app.register_blueprint(BP)
     try:
@@ -69,6 +72,23 @@ def register(app: Flask) -> Runtime:
     except Exception:
         LOGGER.exception("processes runtime could not start (database?); jobs will fail until it can")
     return runtime
+
+
+def _services_of_job(app: Flask, job: Job) -> dict[str, Any]:
+    """The services a queued job claimed by this instance runs with: its owner (with the roles it had) as caller."""
+    svc = services.of(app)
+    with app.app_context():
+        base = href("")
+    return {"registry": svc.registry, "read_db": svc.db, "base_url": base, "caller": _owner_identity(job)}
+
+
+def _owner_identity(job: Job) -> auth.Identity:
+    """The identity owner_of() recorded for a job (anonymous, api-key:<id> or oidc:<sub>) with its roles then."""
+    if job.owner is None:
+        return auth.ANONYMOUS
+    via, _, subject = job.owner.partition(":")
+    roles = frozenset(job.owner_roles)
+    return auth.Identity(job.owner, roles, "api-key") if via == "api-key" else auth.Identity(subject, roles, "oidc")
 
 
 def _runtime() -> Runtime:

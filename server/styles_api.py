@@ -17,8 +17,9 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request
 
 from core.config import REPO_ROOT
-from core.errors import NotFound
+from core.errors import InvalidParameterValue, NotAcceptable, NotFound
 from layers.query import reject_unknown
+from layers.sld import SLD_MEDIA, UnsupportedStyle, to_sld
 from server import access, assets, services
 from server.negotiate import HTML, JSON, href, language, link, self_and_alternates
 from server.params_spec import accepted
@@ -31,6 +32,7 @@ PBF = "application/x-protobuf"
 COLLECTION_KEY = "sejong:collection"
 _STYLE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
+STYLE_FORMATS = ("json", "mapbox", "html", "sld11")
 
 
 def _json(doc: Any, media: str = JSON, headers: dict[str, str] | None = None) -> Response:
@@ -85,6 +87,8 @@ def style_links(layer_id: str) -> list[dict[str, Any]]:
         out.append(link("stylesheet", STYLE_JSON, f"/styles/{layer_id}", f"MapLibre style of {layer_id}"))
         out.append(link("describedby", STYLE_JSON, f"/styles/{layer_id}", f"MapLibre style of {layer_id}"))
         out.append(link("stylesheet", HTML, f"/styles/{layer_id}", f"preview of the style of {layer_id}", f="html"))
+        out.append(link("stylesheet", SLD_MEDIA, f"/styles/{layer_id}", f"SLD 1.1 style of {layer_id} (QGIS, ArcGIS)",
+                        f="sld11"))
     out.append(link("stylesheet", STYLE_JSON, "/styles/default", "MapLibre style of all layers"))
     return out
 
@@ -105,6 +109,7 @@ def styles_list() -> Response:
             "links": [
                 link("stylesheet", STYLE_JSON, f"/styles/{sid}", "MapLibre style"),
                 link("preview", HTML, f"/styles/{sid}", "map preview", f="html"),
+                link("stylesheet", SLD_MEDIA, f"/styles/{sid}", "SLD 1.1 / SE 1.1 (QGIS, ArcGIS)", f="sld11"),
             ],
         })
     fmt = HTML if request.args.get("f") == "html" else JSON
@@ -116,15 +121,32 @@ def styles_list() -> Response:
 
 @BP.route("/styles/<style_id>")
 def style(style_id: str) -> Response:
-    """One MapLibre style (JSON), or ?f=html for a preview map."""
+    """One MapLibre style (JSON), ?f=sld11 for SLD 1.1 / SE 1.1, or ?f=html for a preview map."""
     reject_unknown(request.args, accepted("/styles/{styleId}"))
+    fmt = request.args.get("f", "json")
+    if fmt not in STYLE_FORMATS:
+        raise InvalidParameterValue(f"f={fmt!r}: the style encodings are {', '.join(STYLE_FORMATS)}")
     base = str(services.current().config.server.url)
     doc = load_style(style_id, base)
-    if request.args.get("f") == "html":
+    if fmt == "sld11":
+        return _sld(style_id, doc)
+    if fmt == "html":
         return Response(render_template("map_style.html", style_id=style_id, base=base, lang=language(),
                                         title=_style_title(style_id, language()),
                                         style_url=href(f"/styles/{style_id}")), mimetype=HTML)
     return _json(doc, STYLE_JSON, headers={"Cache-Control": "no-cache"})
+
+
+def _sld(style_id: str, doc: dict[str, Any]) -> Response:
+    lang = language()
+    titles = {layer.id: layer.config.title.get(lang) for layer in access.layers()}
+    try:
+        text = to_sld(doc, style_id, titles)
+    except UnsupportedStyle as exc:  # a style file we cannot translate is our fault, said plainly
+        raise NotAcceptable(f"style {style_id!r} has no SLD encoding: {exc}") from exc
+    return Response(text, content_type=f"{SLD_MEDIA}; charset=utf-8", headers={
+        "Cache-Control": "no-cache",
+        "Content-Disposition": f'inline; filename="{style_id}.sld"'})
 
 
 @BP.route("/fonts/<fontstack>/<glyph_range>.pbf")

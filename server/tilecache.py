@@ -13,9 +13,13 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from prometheus_client import Counter
+
 LOGGER = logging.getLogger(__name__)
 DISK_LOW_WATER = 0.9  # an eviction sweep deletes the oldest tiles until the folder is at 90% of its bound
 WRITES_REMEMBERED = 65536  # recent writes whose order breaks mtime ties (coarse filesystem clocks)
+LOOKUPS = Counter("sejong_tile_cache_lookups", "Tile cache lookups by tier (memory, disk) and result",
+                  ["tier", "result"])
 
 
 class TileCache:
@@ -60,12 +64,17 @@ class TileCache:
             data = self._items.get(key)
             if data is not None:
                 self._items.move_to_end(key)
-                return data
+        if data is not None:
+            LOOKUPS.labels("memory", "hit").inc()
+            return data
+        LOOKUPS.labels("memory", "miss").inc()
         if self.directory is not None:
             try:
                 data = self._path(key).read_bytes()
             except FileNotFoundError:  # never written, or swept (possibly by another worker) meanwhile
+                LOOKUPS.labels("disk", "miss").inc()
                 return None
+            LOOKUPS.labels("disk", "hit").inc()
             self._remember(key, data)
             return data
         return None

@@ -18,8 +18,8 @@ from core.crs import area_of_use
 from core.errors import InvalidParameterValue, NotFound
 from core.tms import TILE_MATRIX_SETS, TileMatrixSet
 from layers.model import Layer
-from layers.query import parse_filter, reject_unknown
-from layers.tiles_sql import bind_values, sql_tile, tile_properties
+from layers.query import datetime_condition, latest_condition, parse_filter, reject_unknown
+from layers.tiles_sql import bind_values, has_labels, label_layer_id, sql_tile, tile_properties
 from server import access, auth, services
 from server.limits import hold as data_slot
 from server.negotiate import JSON, href, language, link
@@ -234,7 +234,11 @@ def _tilejson(layers: list[Layer], tiles_url: str) -> dict[str, Any]:
             "id": layer.id, "description": layer.config.title.get(lang), "minzoom": zoom_range(layer)[0],
             "maxzoom": zoom_range(layer)[1],
             "fields": {c.name: c.json_type[0].title() for c in layer.properties if c.json_type[0] != "object"},
-        } for layer in layers],
+        } for layer in layers] + [{
+            "id": label_layer_id(layer.id), "description": f"{layer.config.title.get(lang)} (labels)",
+            "minzoom": zoom_range(layer)[0], "maxzoom": zoom_range(layer)[1],
+            "fields": {c.name: c.json_type[0].title() for c in layer.properties if c.json_type[0] != "object"},
+        } for layer in layers if has_labels(layer)],
     }
 
 
@@ -277,7 +281,7 @@ def _known_versions(layers: list[Layer]) -> dict[str, int] | None:
 @lru_cache(maxsize=512)
 def _compiled(layer: Layer, tms_id: str, cols: tuple[str, ...]) -> sql.Composed:
     """The layer's tile SQL for a tile matrix set and property set, composed once per resolved layer."""
-    return sql_tile(layer, TILE_MATRIX_SETS[tms_id], cols)
+    return sql_tile(layer, TILE_MATRIX_SETS[tms_id], cols, latest_condition(layer))
 
 
 @lru_cache(maxsize=64)
@@ -417,9 +421,18 @@ def collection_tile(collection_id: str, tms_id: str, z: int, row: int, col: int)
     lims = limits(tms, layer.extent or _union_extent([]), zmin, zmax)
     if not _within(lims, z, row, col):
         raise NotFound(f"tile {z}/{row}/{col} is outside the tileMatrixSetLimits of {layer.id} in {tms.id}")
-    cql = parse_filter(layer, request.args)
-    filter_key = json.dumps([request.args.get(k) for k in ("filter", "filter-lang", "filter-crs")])
+    cql = _with_time(layer, parse_filter(layer, request.args), request.args.get("datetime"))
+    filter_key = json.dumps([request.args.get(k) for k in ("filter", "filter-lang", "filter-crs", "datetime")])
     return _tile_response([layer], tms, z, row, col, cql, filter_key)
+
+
+def _with_time(layer: Layer, cql: sql.Composable | None, when: str | None) -> sql.Composable | None:
+    """The filter and the `datetime` of a time-enabled layer (as for items). Without datetime, a layer whose time
+    column is a date (monthly snapshots such as population) shows its latest time step, others every feature."""
+    tcond = datetime_condition(layer, when) if when is not None else latest_condition(layer)
+    if tcond is None or cql is None:
+        return tcond if cql is None else cql
+    return sql.SQL("({}) AND ({})").format(tcond, cql)
 
 
 @BP.route("/tiles/<tms_id>/<int:z>/<int:row>/<int:col>")

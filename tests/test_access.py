@@ -24,7 +24,7 @@ from server.app import close_app
 
 LAYER = "cctv"
 ROLE_MAP = {"gis-team": "department", "parks-team": "parks"}
-TILE = "12/1600/3496"  # Sejong City Hall and Government Complex: CCTV, bike stations, street lights
+TILE = "12/1601/3496"  # Sejong City Hall and Government Complex: CCTV, bike stations, street lights
 Headers = dict[str, str]
 
 

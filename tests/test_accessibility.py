@@ -32,8 +32,10 @@ def test_examples_run(pc: Any) -> None:
     paju = _run(pc, PROCESS_METADATA["example"]["inputs"])
     assert paju["summary"]["method"].startswith("network paju")
     assert {a["name"] for a in paju["by_area"]} == {"운정1동", "운정2동", "운정3동"}
-    sejong = _run(pc, PROCESS_METADATA["examples"][1]["inputs"])
-    assert sejong["summary"]["method"] == "straight-line × 1.3 (no road network loaded for this area)"
+    sejong = _run(pc, PROCESS_METADATA["examples"][1]["inputs"])  # Sejong runs on the KAIS network by default
+    assert sejong["summary"]["method"].startswith("network sejong (KAIS 도로구간 2023-08, no one-way data; walk")
+    straight = _run(pc, {**PROCESS_METADATA["examples"][1]["inputs"], "network": "none"})
+    assert straight["summary"]["method"] == 'straight-line × 1.3 (network "none" requested)'
 
 
 def test_coverage_matches_brute_force_pgrouting(pc: Any, dsn: str) -> None:

@@ -29,7 +29,7 @@ from server.app import close_app
 from server.cli import run_keys
 
 ROLE_MAP = {"gis-team": "department", "editors": "editor", "city-admin": "admin"}
-TILE = "/collections/bike_stations/tiles/WebMercatorQuad/12/1600/3496"
+TILE = "/collections/bike_stations/tiles/WebMercatorQuad/12/1601/3496"  # Sejong City Hall
 ITEMS = "/collections/bike_stations/items?limit=2"
 
 
@@ -250,7 +250,7 @@ def test_api_key_expiry(oidc_app: Flask, dsn: str, capsys: pytest.CaptureFixture
 def test_anonymous_public_requests_unchanged(oidc_app: Flask, oidc_provider: OIDCProvider, client: Any) -> None:
     token = oidc_provider.token("kim", {"roles": ["gis-team"]})
     auth_client = oidc_app.test_client()
-    for path in (ITEMS, "/collections", TILE, "/styles/default", "/tiles/WebMercatorQuad/12/1600/3496"):
+    for path in (ITEMS, "/collections", TILE, "/styles/default", "/tiles/WebMercatorQuad/12/1601/3496"):
         before = client.get(path)
         anonymous, signed_in = auth_client.get(path), auth_client.get(path, headers=_bearer(token))
         assert before.status_code == anonymous.status_code == signed_in.status_code == 200, path

@@ -37,7 +37,7 @@ def report(live_server: str) -> dict[str, Any]:
     ensure_assets(REPO)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     res = subprocess.run([node, str(REPO / "tests" / "browser" / "run.mjs"), live_server, str(ARTIFACTS),
-                          str(assets_dir(REPO))], capture_output=True, text=True, timeout=180, check=False)
+                          str(assets_dir(REPO))], capture_output=True, text=True, timeout=600, check=False)
     (ARTIFACTS / "browser-report.json").write_text(res.stdout)
     assert res.returncode == 0, res.stderr[-3000:]
     doc: dict[str, Any] = json.loads(res.stdout)
@@ -96,18 +96,57 @@ def test_map_renders_every_layer(report: dict[str, Any]) -> None:
     assert set(per_layer) >= {"bike_stations", "air_quality", "admin_areas", "emd_2018", "buildings", "facilities",
                               "street_lights"}
     for layer, count in per_layer.items():
-        assert count > 0, (layer, per_layer)
+        assert count > 0 or count == -1, (layer, per_layer)  # -1: hidden until switched on in the layer list
+    assert per_layer["roads"] > 0 and per_layer["legal_dong"] > 0, per_layer
 
 
 def test_map_layer_list_comes_from_collections(report: dict[str, Any], live_server: str) -> None:
-    ids = [c["id"] for c in _api(live_server, "/collections")["collections"]]
-    assert [x["id"] for x in report["map"]["layerList"]] == ids
+    listed = _api(live_server, "/collections")["collections"]
+    ids = [c["id"] for c in listed if c.get("itemType") == "feature"]  # coverages (surfaces) have their own control
+    assert all(c.get("dataType") == "coverage" for c in listed if c.get("itemType") != "feature"), listed
+    basemap = report["map"]["basemapGroup"]  # the basemap's collections, listed last in their own group
+    assert set(basemap) == {"roads", "legal_dong"}
+    assert [x["id"] for x in report["map"]["layerList"]] == [i for i in ids if i not in basemap] + basemap
     checked = {x["id"] for x in report["map"]["layerList"] if x["checked"]}
     assert set(report["map"]["legend"]) == checked
     for coll in _api(live_server, "/collections")["collections"]:
         if coll.get("attribution"):
             assert any(coll["attribution"] in s for s in report["map"]["sources"]), coll["id"]
     assert "세종특별자치시" in report["map"]["attribution"]
+
+
+def _names_in(base: str, collection: str, names: list[str]) -> set[str]:
+    flt = "name IN (" + ", ".join("'" + n.replace("'", "''") + "'" for n in names) + ")"
+    doc = _api(base, f"/collections/{collection}/items", filter=flt, limit=10000, properties="name",
+               skipGeometry="true")
+    return {f["properties"]["name"] for f in doc["features"]}
+
+
+def test_map_draws_the_basemap_with_one_label_per_area(report: dict[str, Any], live_server: str) -> None:
+    seen = report["map"]["basemap"]  # around 정부세종청사 at zoom 13
+    assert seen["roads"] > 100 and seen["legalDong"] > 0, seen
+    labels = seen["roadLabels"]
+    assert len(labels) >= 10 and _names_in(live_server, "roads", labels) == set(labels)  # names along the roads
+    assert {"한누리대로", "시청대로"} & set(labels)
+    assert seen["sourceLayers"] == ["legal_dong_label"]
+    dongs = seen["dongLabels"]
+    assert len(dongs) >= 3 and set(dongs.values()) == {1}, dongs  # one label per area, not one per tile fragment
+    # 세종동 (호수공원, the big area east of the complex) spans many tiles in this view and is named once
+    assert dongs.get("세종동") == 1 and _names_in(live_server, "legal_dong", list(dongs)) == set(dongs)
+    assert seen["adminLabels"] and set(seen["adminLabels"].values()) == {1}, seen["adminLabels"]
+    off, on = report["map"]["basemapOff"], report["map"]["basemapOn"]
+    assert off["roads"] == off["legalDong"] == 0 and not off["roadLabels"] and not off["dongLabels"]
+    assert off["adminLabels"] == seen["adminLabels"]  # the thematic layers stay
+    assert on["roads"] == seen["roads"] and on["dongLabels"] == dongs
+
+
+def test_citizen_page_has_the_basemap(report: dict[str, Any], live_server: str) -> None:
+    seen = report["citizen"]["basemap"]  # 1 km around 세종시청
+    assert seen["roads"] > 20 and seen["legalDong"] > 0, seen
+    assert len(seen["roadLabels"]) >= 5 and _names_in(live_server, "roads", seen["roadLabels"]) == set(
+        seen["roadLabels"])
+    assert "한누리대로" in seen["roadLabels"]
+    assert set(seen["dongLabels"].values()) <= {1} and set(seen["adminLabels"].values()) <= {1}
 
 
 def test_map_popup_matches_features_api(report: dict[str, Any], live_server: str) -> None:

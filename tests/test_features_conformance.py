@@ -33,9 +33,10 @@ def rel(links: list[dict[str, Any]], name: str, type_: str | None = None) -> dic
 
 @pytest.fixture(scope="module")
 def collections(app: Any) -> list[dict[str, Any]]:
-    """The /collections entries."""
+    """The feature collections of /collections (itemType "feature"; the coverage collections have no items)."""
     with app.test_client() as c:
-        return c.get("/collections", headers={"Accept": "application/json"}).get_json()["collections"]
+        listed = c.get("/collections", headers={"Accept": "application/json"}).get_json()["collections"]
+    return [coll for coll in listed if coll.get("itemType") == "feature"]
 
 
 def test_landing_page_links(client: Any) -> None:
@@ -86,8 +87,12 @@ def test_collections_links_and_alternates(client: Any, collections: list[dict[st
     ids = {c["id"] for c in collections}
     assert {"bike_stations", "street_lights", "admin_areas", "facilities"} <= ids
     for coll in collections:
-        assert coll.get("itemType", "feature") == "feature"
         assert rel(coll["links"], "items", "application/geo+json"), coll["id"]
+    for coll in doc["collections"]:  # every other entry is a coverage: coverage links, no items link
+        if coll.get("itemType") != "feature":
+            assert "itemType" not in coll and coll["dataType"] == "coverage", coll["id"]
+            assert rel(coll["links"], "items") is None, coll["id"]
+            assert rel(coll["links"], "http://www.opengis.net/def/rel/ogc/1.0/coverage"), coll["id"]
 
 
 def test_collection_matches_collections_entry(client: Any, collections: list[dict[str, Any]]) -> None:

@@ -170,7 +170,7 @@ def test_fresh_database_migrates_to_head(new_database: Callable[[], str]) -> Non
     db = new_database()
     assert _revision(db) is None
     schema.migrate(db)
-    assert _revision(db) == schema.head() == "0006"
+    assert _revision(db) == schema.head() == "0007"
     assert _exec(db, "SELECT count(*) FROM meta.alembic_version") == [(1,)]
     datasets = _columns(db, "datasets")
     assert list(datasets) == ["table_name", "title", "licence", "attribution", "sources", "loaded_at", "rows_loaded",
@@ -257,7 +257,11 @@ def test_old_installation_is_stamped_and_keeps_its_rows(new_database: Callable[[
     assert {r[1] for r in added if "feature_changes" in r[1]} >= {  # 0006: the audit table of feature edits
         "feature_changes.change_id", "feature_changes.before", "feature_changes.after", "feature_changes_pkey",
         "feature_changes_operation_check", "feature_changes_layer_idx"}
-    assert {r for r in added if "api_keys" not in r[1] and "feature_changes" not in r[1]} == {
+    assert {r[1] for r in added if "surfaces" in r[1]} >= {  # 0007: the catalog of air-quality surfaces
+        "surfaces.surface_id", "surfaces.collection_id", "surfaces.validation", "surfaces.path", "surfaces_pkey",
+        "surfaces_collection_valid_at_key", "surfaces_period_check"}
+    assert {r for r in added if "api_keys" not in r[1] and "feature_changes" not in r[1]
+            and "surfaces" not in r[1]} == {
         ("column", "jobs.lease_expires", "timestamp with time zone f"), ("column", "datasets.quality", "jsonb f"),
         ("column", "datasets.rejects", "jsonb f"), ("column", "jobs.owner", "text f"),  # 0005
         ("column", "jobs.owner_roles", "text[] t '{}'::text[]"),

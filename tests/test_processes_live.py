@@ -88,10 +88,11 @@ def test_owslib_sync_and_async(server: str) -> None:
     assert results.status_code == 200 and "teststring" in results.text
     acc = p.execute("accessibility", {"facility_type": "bike_station", "facilities": {"layer": "bike_stations"},
                                       "demand": {"layer": "admin_areas", "weight": "voters"}, "outputs": ["summary"]})
-    assert acc["summary"]["method"].startswith("straight-line")
+    assert acc["summary"]["method"].startswith("network sejong (KAIS")  # Sejong's own road network by default
     job = p.execute("accessibility", {"facility_type": "library", "facilities": {"layer": "facilities",
                                                                                   "filter": "kind = 'library'"},
-                                      "demand": {"layer": "admin_areas", "weight": "voters"}}, async_=True)
+                                      "demand": {"layer": "admin_areas", "weight": "voters"},
+                                      "network": "none"}, async_=True)  # network isochrones city-wide by car: ~1 min
     assert _poll(server, job["jobID"])["status"] == "successful"
     res = requests.get(f"{server}/jobs/{job['jobID']}/results", timeout=10).json()
     assert res["by_area"] and res["isochrones"]["features"]

@@ -67,10 +67,11 @@ def test_paju_library_case(paju: dict[str, dict[str, Any]]) -> None:
     assert mc["after"]["covered_weight"] >= pm["after"]["covered_weight"]  # MCLP maximises exactly this
 
 
-def test_sejong_bike_case_is_flagged_straight_line(pc: Any) -> None:
+def test_sejong_bike_case_runs_on_the_kais_network(pc: Any) -> None:
     out = _run(pc, {**SEJONG_BIKE["inputs"], "outputs": ["summary", "sites"]})
     s = out["summary"]
-    assert s["straight_line"] is True and s["cost_method"].startswith("straight-line × 1.3")
+    assert s["straight_line"] is False and s["network"] == "sejong"
+    assert s["cost_method"].startswith("network sejong (KAIS 도로구간 2023-08, no one-way data; walk")
     assert s["existing"]["count"] == 648 and s["new_site_count"] == 10 and s["minutes"] == 5
     assert s["mode"] == "walk" and "local policy" in s["standard_source"]
     assert s["after"]["covered_weight"] > s["before"]["covered_weight"] > 0

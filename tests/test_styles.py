@@ -16,8 +16,9 @@ from server import assets, services, styles_api
 
 REPO = Path(__file__).resolve().parent.parent
 STYLE_FILES = sorted((REPO / "styles").glob("*.json"))
-LAYER_STYLES = {"admin_areas", "air_quality", "bike_stations", "buildings", "cctv", "emd_2018", "facilities", "land",
-                "street_lights"}
+LAYER_STYLES = {"admin_areas", "air_quality", "bike_stations", "buildings", "bus_routes", "bus_stops", "cctv",
+                "city_parks", "emd_2018", "facilities", "fuel_stations", "land", "legal_dong", "population",
+                "public_institutions", "roads", "street_lights"}
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +104,9 @@ def test_every_source_layer_is_in_our_tiles(sclient: Any) -> None:
     assert src["url"] == f"{base}/tilejson.json"
     tilejson = sclient.get("/tilejson.json").get_json()
     vector_layers = {v["id"]: v for v in tilejson["vector_layers"]}
-    source_layers = {lyr["source-layer"] for lyr in doc["layers"] if "source-layer" in lyr}
+    labels = {lyr["source-layer"] for lyr in doc["layers"] if lyr.get("source-layer", "").endswith("_label")}
+    assert labels <= {v for v in vector_layers if v.endswith("_label")}, labels  # tiles: {labels: true}
+    source_layers = {lyr["source-layer"] for lyr in doc["layers"] if "source-layer" in lyr} - labels
     assert source_layers <= set(vector_layers), source_layers - set(vector_layers)
     assert {"bike_stations", "air_quality", "admin_areas", "facilities"} <= source_layers
     for layer_id in sorted(source_layers):
@@ -130,7 +133,7 @@ def test_per_layer_styles_use_the_collection_tilejson(sclient: Any) -> None:
         url = doc["sources"]["sejong"]["url"]
         assert url == f"{base}/collections/{s['id']}/tilejson.json"
         assert sclient.get(url.removeprefix(base)).status_code == 200
-        assert {lyr["source-layer"] for lyr in doc["layers"]} == {s["id"]}
+        assert {lyr["source-layer"].removesuffix("_label") for lyr in doc["layers"]} == {s["id"]}
 
 
 def test_thematic_rules() -> None:

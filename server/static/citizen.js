@@ -1,9 +1,10 @@
 // Citizen page (/citizen): bike stations, air quality and public facilities near a point the user picks.
 import * as maplibregl from 'maplibre-gl';
 import { BASE, LANG, tr, getJSON, el, featureTable, exposeMap, wireLangLinks, distanceM, fmtDistance } from './common.js';
+import { estimateEntry, estimatesAt } from './surface_layer.js';
 
 wireLangLinks();
-const KEEP = new Set(['admin_areas', 'bike_stations', 'air_quality', 'facilities']);
+const KEEP = new Set(['admin_areas', 'bike_stations', 'air_quality', 'facilities', 'roads', 'legal_dong']);  // + basemap
 const CITY_HALL = [127.2890, 36.4800];   // 세종특별자치시청 (보람동)
 const GRADE_RANK = { '좋음': 1, '보통': 2, '나쁨': 3, '매우나쁨': 4 };
 const GRADE_EN = { '좋음': 'good', '보통': 'moderate', '나쁨': 'bad', '매우나쁨': 'very bad' };
@@ -25,14 +26,25 @@ for (const l of style.layers) {
   if (c) (layerIds[c] ||= []).push(l.id);
 }
 window.__layerIds = layerIds;
-document.getElementById('attribution').textContent = `${tr('자료 출처', 'Sources')}: ` + [...new Set(
-  collectionsDoc.collections.filter((c) => KEEP.has(c.id) && c.attribution).map((c) => c.attribution))].join(' · ');
+const sources = [...new Set(
+  collectionsDoc.collections.filter((c) => KEEP.has(c.id) && c.attribution).map((c) => c.attribution))];
+document.getElementById('attribution').textContent = `${tr('자료 출처', 'Sources')}: ` + sources.join(' · ');
+// one entry per source: the TileJSON joins every layer's attribution into one string, the style's own (empty)
+// attribution overrides it; the control starts collapsed (MapLibre opens it when it first fills)
+for (const src of Object.values(style.sources || {})) src.attribution = '';
 
 const map = new maplibregl.Map({
-  container: 'map', style, center: CITY_HALL, zoom: 14, localIdeographFontFamily: false, attributionControl: { compact: true },
+  container: 'map', style, center: CITY_HALL, zoom: 14, localIdeographFontFamily: false,
+  attributionControl: { compact: true, customAttribution: sources },
   canvasContextAttributes: { preserveDrawingBuffer: true }, maxZoom: 19,
 });
 exposeMap(map);
+const collapseAttribution = () => {
+  const box = map.getContainer().querySelector('.maplibregl-ctrl-attrib');
+  if (box) { box.classList.remove('maplibregl-compact-show'); box.removeAttribute('open'); }
+};
+map.once('load', collapseAttribution);
+map.once('idle', collapseAttribution);
 map.addControl(new maplibregl.NavigationControl(), 'top-right');
 map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
 
@@ -63,6 +75,8 @@ function showPopup(collection, f) {
     el('h3', { text: f.properties.name || '' }), featureTable(info[collection], f));
   popup = new maplibregl.Popup({ maxWidth: '340px', focusAfterOpen: true }).setLngLat(f.geometry.coordinates)
     .setDOMContent(content).addTo(map);
+  const body = popup.getElement().querySelector('.maplibregl-popup-content');
+  if (body) body.scrollTop = 0;  // focusAfterOpen scrolls to the first focusable element; open at the top
   window.__popup = { collection, id: f.id, properties: f.properties };
 }
 
@@ -76,6 +90,17 @@ function gradeBadge(grade, label, value) {
   const text = grade ? (LANG === 'en' ? GRADE_EN[grade] : grade) : tr('측정값 없음', 'no reading');
   return el('span', {}, `${label} `, el('span', { class: `grade g${rank}`, text }),
     value !== null && value !== undefined ? ` ${value} ㎍/㎥` : '');
+}
+
+// when the reading was taken (Korean time; hourly readings with their hour) and how long ago
+function measuredNote(iso, now = Date.now()) {
+  if (!iso) return tr('최근 측정값 없음', 'no recent reading');
+  const t = new Date(iso).getTime();
+  const kst = new Date(t + 9 * 3600e3).toISOString();
+  const when = kst.slice(11, 16) === '00:00' ? kst.slice(0, 10) : `${kst.slice(0, 10)} ${kst.slice(11, 16)}`;
+  const hours = Math.max(0, Math.floor((now - t) / 3600e3)), days = Math.floor(hours / 24);
+  const age = days >= 1 ? tr(`${days}일 전`, `${days} day${days === 1 ? '' : 's'} ago`) : tr(`${hours}시간 전`, `${hours} h ago`);
+  return tr(`${when} 측정, ${age}`, `measured ${when}, ${age}`);
 }
 
 function renderList(collection, items, line) {
@@ -105,16 +130,19 @@ async function pick(lon, lat) {
   map.fitBounds([[Math.min(...lons), Math.min(...lats)], [Math.max(...lons), Math.max(...lats)]], { padding: 30, duration: 0 });
   document.getElementById('where').textContent = tr(`선택한 위치: ${lat.toFixed(5)}, ${lon.toFixed(5)} (반경 ${radius} m)`,
     `Selected point: ${lat.toFixed(5)}, ${lon.toFixed(5)} (radius ${radius} m)`);
-  const [bikes, facilities, air] = await Promise.all([
-    near('bike_stations', lon, lat, radius), near('facilities', lon, lat, radius), near('air_quality', lon, lat, 30000, 100)]);
+  const [bikes, facilities, air, estimates] = await Promise.all([
+    near('bike_stations', lon, lat, radius), near('facilities', lon, lat, radius), near('air_quality', lon, lat, 30000, 100),
+    estimatesAt(collectionsDoc.collections, lon, lat)]);
   if (my !== seq) return;
+  renderEstimates(estimates);
   const b = withDistance(bikes, here), fa = withDistance(facilities, here), aq = withDistance(air, here);
   renderList('bike_stations', b, (f) => tr(`자전거 ${f.properties.bikes ?? '-'}대 · 거치대 ${f.properties.docks ?? '정보 없음'}`,
     `${f.properties.bikes ?? '-'} bikes · docks ${f.properties.docks ?? 'n/a'}`));
   renderList('facilities', fa, (f) => (KIND[f.properties.kind] || [f.properties.kind_ko, f.properties.kind])[LANG === 'en' ? 1 : 0]);
   const airBody = document.querySelector('#sec-air_quality .body');
   airBody.replaceChildren();
-  const best = aq.find((x) => x.f.properties.pm10_grade || x.f.properties.pm25_grade) || aq[0];
+  const best = aq.find((x) => x.f.properties.pm10_grade || x.f.properties.pm25_grade)
+    || aq.find((x) => x.f.properties.measured_at) || aq[0];
   if (!best) airBody.append(el('p', { text: tr('30 km 안에 측정소가 없습니다.', 'No station within 30 km.') }));
   else {
     const p = best.f.properties;
@@ -122,12 +150,21 @@ async function pick(lon, lat) {
       el('strong', { text: p.name || '' }), ` · ${fmtDistance(best.d)}`, el('br'),
       gradeBadge(p.pm10_grade, tr('미세먼지', 'PM10'), p.pm10), el('br'),
       gradeBadge(p.pm25_grade, tr('초미세먼지', 'PM2.5'), p.pm25), el('br'),
-      el('span', { class: 'note', text: `${tr('측정', 'measured')} ${p.measured_at || '-'}` })));
+      el('span', { class: 'note', 'data-measured-at': p.measured_at || '', text: measuredNote(p.measured_at) })));
   }
   window.__results = { point: here, radius, bike_stations: b.map((x) => x.f.id), facilities: fa.map((x) => x.f.id),
     air_quality: best ? best.f.id : null };
 }
 window.__pick = pick;
+
+// inside an air-quality surface: the estimate at the point (추정값) beside the nearest station's measurement
+function renderEstimates(docs) {
+  const sec = document.getElementById('sec-surface');
+  sec.querySelector('.body').replaceChildren(...docs.map(estimateEntry));
+  sec.hidden = !docs.length;
+  window.__estimates = docs.map((d) => d.properties);
+}
+window.__renderEstimates = renderEstimates;
 
 map.on('load', async () => {
   map.addSource('pick', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });

@@ -2,6 +2,8 @@
 import * as maplibregl from 'maplibre-gl';
 import { BASE, LANG, tr, getJSON, el, featureTable, exposeMap, wireLangLinks, useHeaders } from './common.js';
 import { authHeaders, completeSignIn, session, signIn, signOut } from './signin.js';
+import { monthSlider } from './month_slider.js';
+import { isCoverage, surfaceLayers } from './surface_layer.js';
 
 wireLangLinks();
 const COLLECTION = 'sejong:collection';
@@ -29,7 +31,9 @@ try {
 }
 const [collectionsDoc, layersDoc, style] = docs;
 renderSignIn(layersDoc.signIn);
-const collections = collectionsDoc.collections;
+// the layer list holds the feature collections; the coverage collections (air-quality surfaces) have their own control
+const collections = collectionsDoc.collections.filter((c) => c.itemType === 'feature');
+const surfaces = collectionsDoc.collections.filter(isCoverage);
 const info = Object.fromEntries(layersDoc.layers.map((l) => [l.id, l]));
 
 // style layers per collection (from the style's metadata)
@@ -43,10 +47,15 @@ for (const lyr of style.layers) {
   layerCollection[lyr.id] = c;
   if (lyr.metadata['sejong:interactive']) interactive.add(lyr.id);
 }
+// the basemap (roads, 법정동): one background group in the layer list, toggled as a whole or per layer
+const basemap = new Set(style.layers.filter((l) => l.metadata && l.metadata['sejong:basemap'])
+  .map((l) => l.metadata[COLLECTION]));
 
-// attribution of every source: the tiles' TileJSON carries the tiled layers, we add the others
-const tiled = new Set(Object.keys(styleLayers));
-const extraAttr = [...new Set(collections.filter((c) => !tiled.has(c.id) && c.attribution).map((c) => c.attribution))];
+// attribution: one entry per source. Each tile source's TileJSON joins the attributions of all its layers into
+// one string (so sources repeated inside it); a style source's own `attribution` overrides the TileJSON's, so the
+// style's sources carry none and every collection's attribution is listed once.
+for (const src of Object.values(style.sources || {})) src.attribution = '';
+const allAttr = [...new Set(collections.filter((c) => c.attribution).map((c) => c.attribution))];
 
 const map = new maplibregl.Map({
   container: 'map', style, hash: true, localIdeographFontFamily: false, attributionControl: false,
@@ -56,7 +65,15 @@ const map = new maplibregl.Map({
 exposeMap(map);
 map.addControl(new maplibregl.NavigationControl(), 'top-right');
 map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
-map.addControl(new maplibregl.AttributionControl({ compact: true, customAttribution: extraAttr }), 'bottom-right');
+const attribution = new maplibregl.AttributionControl({ compact: true, customAttribution: allAttr });
+map.addControl(attribution, 'bottom-right');
+// MapLibre opens a compact attribution the first time it fills; start collapsed (the (i) button opens it)
+const collapseAttribution = () => {
+  const box = map.getContainer().querySelector('.maplibregl-ctrl-attrib');
+  if (box) { box.classList.remove('maplibregl-compact-show'); box.removeAttribute('open'); }
+};
+map.once('load', collapseAttribution);
+map.once('idle', collapseAttribution);
 
 // Sign-in button, or who is signed in and sign-out (only when the server names an OpenID provider)
 function renderSignIn(cfg) {
@@ -91,6 +108,7 @@ function download(ev) {
 }
 
 const state = {};   // collection id -> {visible, layerIds}
+const sliders = {};  // time-enabled collection with its own tile source in the style -> its month slider
 window.__layerIds = {};
 
 function titleOf(c) { return (info[c.id] && info[c.id].title[LANG]) || c.title || c.id; }
@@ -119,6 +137,7 @@ function setVisible(c, on) {
   const s = state[c.id];
   if (on && !s.layerIds.length) addGenericLayers(c);
   s.visible = on;
+  sliders[c.id]?.setVisible(on);
   for (const id of s.layerIds) if (map.getLayer(id)) map.setLayoutProperty(id, 'visibility', on ? 'visible' : 'none');
   renderLegend();
   renderDownloads();
@@ -135,23 +154,38 @@ async function fitTo(c) {
 
 function renderLayerList() {
   const ul = document.getElementById('layer-list');
-  ul.replaceChildren();
-  for (const c of collections) {
-    const s = state[c.id];
-    const box = el('input', { type: 'checkbox', id: `toggle-${c.id}`, 'data-collection': c.id });
-    box.checked = s.visible;
-    box.addEventListener('change', () => setVisible(c, box.checked));
-    const minz = info[c.id] && info[c.id].minzoom;
-    const hint = el('span', { class: 'hint', id: `hint-${c.id}`, hidden: true,
-      text: tr(`확대하면 보입니다 (줌 ${minz} 이상)`, `zoom in to see it (zoom ${minz}+)`) });
-    ul.append(el('li', { class: 'layer-row' }, box,
-      el('label', { for: `toggle-${c.id}`, text: titleOf(c) }),
-      el('button', { type: 'button', 'data-fit': c.id, title: tr('이 레이어 범위로 이동', 'zoom to this layer'),
-        onclick: () => { if (!box.checked) { box.checked = true; setVisible(c, true); } fitTo(c); } },
-      tr('범위로', 'Fit')),
-      minz ? hint : null));
+  ul.replaceChildren(...collections.filter((c) => !basemap.has(c.id)).map(layerRow));
+  const members = collections.filter((c) => basemap.has(c.id));
+  if (members.length) {
+    const all = el('input', { type: 'checkbox', id: 'toggle-basemap' });
+    all.checked = members.some((c) => state[c.id].visible);
+    all.addEventListener('change', () => {
+      for (const c of members) {
+        setVisible(c, all.checked);
+        document.getElementById(`toggle-${c.id}`).checked = all.checked;
+      }
+    });
+    ul.append(el('li', { class: 'layer-group', id: 'basemap-group' },
+      el('div', { class: 'layer-row' }, all, el('label', { for: 'toggle-basemap', text: tr('배경지도', 'Basemap') })),
+      el('ul', { class: 'plain', style: 'padding-left:1.2rem' }, ...members.map(layerRow))));
   }
   updateHints();
+}
+
+function layerRow(c) {
+  const s = state[c.id];
+  const box = el('input', { type: 'checkbox', id: `toggle-${c.id}`, 'data-collection': c.id });
+  box.checked = s.visible;
+  box.addEventListener('change', () => setVisible(c, box.checked));
+  const minz = info[c.id] && info[c.id].minzoom;
+  const hint = el('span', { class: 'hint', id: `hint-${c.id}`, hidden: true,
+    text: tr(`확대하면 보입니다 (줌 ${minz} 이상)`, `zoom in to see it (zoom ${minz}+)`) });
+  return el('li', { class: 'layer-row' }, box,
+    el('label', { for: `toggle-${c.id}`, text: titleOf(c) }),
+    el('button', { type: 'button', 'data-fit': c.id, title: tr('이 레이어 범위로 이동', 'zoom to this layer'),
+      onclick: () => { if (!box.checked) { box.checked = true; setVisible(c, true); } fitTo(c); } },
+    tr('범위로', 'Fit')),
+    minz ? hint : null);
 }
 
 function updateHints() {
@@ -249,11 +283,34 @@ async function showFeature(cid, fid, lngLat) {
     el('h3', { text: `${titleOf(c || { id: cid })}` }), featureTable(info[cid], feature),
     el('a', { href: `${BASE}/collections/${cid}/items/${encodeURIComponent(fid)}?f=html&lang=${LANG}`,
       text: tr('상세 페이지', 'details page') }));
-  popup = new maplibregl.Popup({ maxWidth: '380px', focusAfterOpen: true }).setLngLat(lngLat).setDOMContent(content)
-    .addTo(map);
+  const width = Math.min(380, map.getContainer().clientWidth - 24);
+  popup = new maplibregl.Popup({ maxWidth: `${width}px`, focusAfterOpen: true }).setLngLat(lngLat)
+    .setDOMContent(content).addTo(map);
+  fitPopup(popup);
   window.__popup = { collection: cid, id: fid, properties: feature.properties };
 }
 window.__showFeature = showFeature;
+
+// open at the top (focusAfterOpen scrolls to the first focusable element, the link at the bottom) and pan the
+// map so the whole popup is inside it (on a phone the map is half the screen)
+function fitPopup(p) {
+  const body = p.getElement().querySelector('.maplibregl-popup-content');
+  if (body) {
+    body.style.maxHeight = `${Math.max(120, Math.min(340, map.getContainer().clientHeight - 40))}px`;
+    body.scrollTop = 0;
+  }
+  const margin = 8;
+  for (let pass = 0; pass < 2; pass++) {   // panning may re-anchor the popup once
+    const box = p.getElement().getBoundingClientRect();
+    const frame = map.getContainer().getBoundingClientRect();
+    const dx = box.left < frame.left + margin ? box.left - frame.left - margin
+      : box.right > frame.right - margin ? box.right - frame.right + margin : 0;
+    const dy = box.top < frame.top + margin ? box.top - frame.top - margin
+      : box.bottom > frame.bottom - margin ? box.bottom - frame.bottom + margin : 0;
+    if (!dx && !dy) break;
+    map.panBy([dx, dy], { duration: 0 });
+  }
+}
 
 map.on('load', () => {
   for (const c of collections) {
@@ -267,6 +324,14 @@ map.on('load', () => {
     if (b) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 20, duration: 0 });
   }
   renderLayerList();
+  for (const c of collections) {  // a month slider where the style gives the collection a tile source of its own
+    const slider = map.getSource(c.id) ? monthSlider(map, c, c.id) : null;
+    if (!slider) continue;
+    sliders[c.id] = slider;
+    document.getElementById('time-controls').append(slider.box);
+    slider.setVisible(state[c.id].visible);
+  }
+  surfaceLayers(map, surfaces, document.getElementById('surface-controls'));
   renderLegend();
   renderDownloads();
   renderSources();

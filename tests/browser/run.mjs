@@ -34,6 +34,23 @@ try {
     }
     return out;
   });
+  // what the basemap rendered: features per style layer, and how often each area's name is drawn
+  const basemapSeen = () => {
+    const m = window.__map;
+    const count = (id) => (m.getLayer(id) && m.getLayoutProperty(id, 'visibility') !== 'none'
+      ? m.queryRenderedFeatures({ layers: [id] }) : []);
+    const names = (id) => {
+      const out = {};
+      for (const f of count(id)) out[f.properties.name] = (out[f.properties.name] || 0) + 1;
+      return out;
+    };
+    return {
+      roads: count('roads-line').length, legalDong: count('legal_dong-line').length,
+      roadLabels: [...new Set(count('roads-label').map((f) => f.properties.name))],
+      dongLabels: names('legal_dong-label'), adminLabels: names('admin_areas-label'),
+      sourceLayers: [...new Set(count('legal_dong-label').map((f) => f.sourceLayer))],
+    };
+  };
   const popupRows = () => page.evaluate(() => {
     const p = document.querySelector('.maplibregl-popup .feature-popup');
     if (!p) return null;
@@ -50,13 +67,25 @@ try {
   await idle();
   report.map.initial = await rendered();
   report.map.zoom = await page.evaluate(() => window.__map.getZoom());
-  report.map.layerList = await page.$$eval('#layer-list input[type=checkbox]',
+  report.map.layerList = await page.$$eval('#layer-list input[data-collection]',
     (xs) => xs.map((x) => ({ id: x.dataset.collection, checked: x.checked })));
   report.map.legend = await page.$$eval('#legend .legend-block', (xs) => xs.map((x) => x.dataset.collection));
   report.map.downloads = await page.$$eval('#downloads a', (xs) => xs.map((a) => a.href));
   report.map.sources = await page.$$eval('#sources li', (xs) => xs.map((x) => x.textContent));
   report.map.attribution = await page.$eval('.maplibregl-ctrl-attrib', (x) => x.textContent);
   await page.screenshot({ path: path.join(artifacts, 'map.png') });
+
+  // the basemap around 정부세종청사: roads, road names along the lines, 법정동 boundaries and one label per area
+  report.map.basemapGroup = await page.$$eval('#basemap-group input[data-collection]', (xs) => xs.map((x) => x.dataset.collection));
+  await page.evaluate(() => window.__map.jumpTo({ center: [127.262, 36.503], zoom: 13 }));
+  await idle();
+  report.map.basemap = await page.evaluate(basemapSeen);
+  await page.click('#toggle-basemap');
+  await idle();
+  report.map.basemapOff = await page.evaluate(basemapSeen);
+  await page.click('#toggle-basemap');
+  await idle();
+  report.map.basemapOn = await page.evaluate(basemapSeen);
 
   // every styled layer, where it has data
   report.map.perLayer = {};
@@ -157,6 +186,7 @@ try {
   await page.waitForFunction(() => window.__results, null, { timeout: 30000 });
   await idle();
   await page.screenshot({ path: path.join(artifacts, 'citizen.png') });
+  report.citizen.basemap = await page.evaluate(basemapSeen);
   await page.evaluate(() => window.__map.jumpTo({ center: [127.27, 36.53], zoom: 10.5 }));
   await idle();
   report.citizen.renderedCity = await rendered();

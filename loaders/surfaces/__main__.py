@@ -1,0 +1,7 @@
+"""python -m loaders.surfaces [--force]."""
+
+import sys
+
+from loaders.surfaces.build import main
+
+sys.exit(main())
