@@ -34,20 +34,22 @@ def _check_layout(cur: Any, spec: TableSpec) -> None:
                         f"network format); load under another --name or drop it first (./run load --drop)")
 
 
-def _stage(cur: Any, spec: TableSpec, rows: Iterable[Mapping[str, Any]], label: str) -> sql.Composed:
+def _stage(cur: Any, spec: TableSpec, rows: Iterable[Mapping[str, Any]], label: str, empty: str) -> sql.Composed:
     stg = sql.Identifier("staging", f"{spec.schema}__{spec.name}_load")
     cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stg))
     cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(stg, spec.ident()))
     if _copy_rows(cur, stg, spec.load_columns(), rows, label, 20_000_000, None) == 0:
-        raise LoadError(f"{label}: no rows (nothing usable in the file)")
+        raise LoadError(f"{label}: {empty}")
     return stg
 
 
 def write_network(dsn: str, edges: TableSpec, nodes: TableSpec, edge_rows: list[dict[str, Any]],
                   node_rows: list[dict[str, Any]], meta: Meta, sources: list[SourceFile], stats: RowStats,
-                  report: dict[str, Any]) -> dict[str, int]:
+                  report: dict[str, Any] | None = None, label: str | None = None,
+                  empty: str = "no rows (nothing usable in the file)") -> dict[str, int]:
     """Swap both tables and their catalog rows (the edges' row carrying `report` as quality.network) in ONE
-    transaction; a failure leaves the previous network exactly as it was."""
+    transaction; a failure leaves the previous network exactly as it was. `empty`: the refusal of a file that
+    gives no edge."""
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
@@ -59,14 +61,15 @@ def write_network(dsn: str, edges: TableSpec, nodes: TableSpec, edge_rows: list[
         with conn.cursor() as cur:
             cur.execute("CREATE EXTENSION IF NOT EXISTS pgrouting")
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (edges.qualified,))
-            e_stg = _stage(cur, edges, edge_rows, f"{edges.qualified}")
-            n_stg = _stage(cur, nodes, node_rows, f"{nodes.qualified}")
+            e_stg = _stage(cur, edges, edge_rows, f"{label} edges" if label else edges.qualified, empty)
+            n_stg = _stage(cur, nodes, node_rows, f"{label} nodes" if label else nodes.qualified, empty)
             _swap(cur, edges, e_stg, meta, sources, stats, 0)
             _swap(cur, nodes, n_stg, meta, [SourceFile(s.file, s.sha256, rows=len(node_rows) if i == 0 else 0)
                                             for i, s in enumerate(sources)], RowStats(), 0)
-            cur.execute("UPDATE meta.datasets SET quality = coalesce(quality, '{}'::jsonb) || %s::jsonb "
-                        "WHERE table_name = %s", (json.dumps({"network": report}, ensure_ascii=False),
-                                                  edges.qualified))
+            if report is not None:
+                cur.execute("UPDATE meta.datasets SET quality = coalesce(quality, '{}'::jsonb) || %s::jsonb "
+                            "WHERE table_name = %s", (json.dumps({"network": report}, ensure_ascii=False),
+                                                      edges.qualified))
             cur.execute(sql.SQL("DROP TABLE {}, {}").format(e_stg, n_stg))
             cur.execute(sql.SQL("ANALYZE {}").format(edges.ident()))
         conn.commit()

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from psycopg2 import sql
 from pyproj import Transformer
 
 from core.config import NoDatabase, database_url, load_config
@@ -31,13 +30,9 @@ from loaders.core import (
     RowStats,
     SourceFile,
     TableSpec,
-    _copy_rows,
-    _swap,
-    catalog_entry,
-    connect,
-    prepare,
 )
 from loaders.errors import LoadError
+from loaders.network_store import unchanged, write_network
 from loaders.recipes import sha256
 from loaders.textio import decode_file
 
@@ -216,16 +211,6 @@ def node_rows(nodes: dict[int, tuple[float, float]], used: set[int]) -> Iterator
         yield {"id": nid, "geom": f"SRID=5186;POINT({x:.3f} {y:.3f})"}
 
 
-def _stage(cur: Any, spec: TableSpec, rows: Iterable[Mapping[str, Any]], label: str) -> sql.Composed:
-    stg = sql.Identifier("staging", f"{spec.schema}__{spec.name}_load")
-    cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(stg))
-    cur.execute(sql.SQL("CREATE UNLOGGED TABLE {} (LIKE {} INCLUDING DEFAULTS)").format(stg, spec.ident()))
-    n = _copy_rows(cur, stg, spec.load_columns(), rows, label, 20_000_000, None)
-    if n == 0:
-        raise LoadError(f"{label}: no usable road segments (no highway=* ways with known nodes)")
-    return stg
-
-
 def load_network(dsn: str, path: Path, name: str, source_label: str | None = None) -> dict[str, int]:
     """Load a network atomically; returns table -> rows."""
     if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", name):
@@ -235,29 +220,10 @@ def load_network(dsn: str, path: Path, name: str, source_label: str | None = Non
     stats = RowStats()
     rows = list(edges(nodes, ways, stats))
     used = {r["source"] for r in rows} | {r["target"] for r in rows}
-    especs, nspec = edge_spec(name), node_spec(name)
-    prepare(dsn, [especs, nspec])
-    src = [SourceFile(label, sha256(path))]
+    src = [SourceFile(label, sha256(path), rows=len(rows))]
     meta = Meta(title=f"road network {name} ({path.name})", licence=LICENCE, attribution=ATTRIBUTION)
-    conn = connect(dsn)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("CREATE EXTENSION IF NOT EXISTS pgrouting")
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (especs.qualified,))
-            e_stg = _stage(cur, especs, rows, f"{label} edges")
-            n_stg = _stage(cur, nspec, node_rows(nodes, used), f"{label} nodes")
-            src[0].rows = len(rows)
-            _swap(cur, especs, e_stg, meta, src, stats, 0)
-            _swap(cur, nspec, n_stg, meta, [SourceFile(label, src[0].sha256, rows=len(used))], RowStats(), 0)
-            cur.execute(sql.SQL("DROP TABLE {}, {}").format(e_stg, n_stg))
-            cur.execute(sql.SQL("ANALYZE {}").format(especs.ident()))
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
-    return {especs.qualified: len(rows), nspec.qualified: len(used)}
+    return write_network(dsn, edge_spec(name), node_spec(name), rows, list(node_rows(nodes, used)), meta, src, stats,
+                         label=label, empty="no usable road segments (no highway=* ways with known nodes)")
 
 
 def paju_emd_rows(data_dir: Path, stats: RowStats) -> Iterator[dict[str, Any]]:
@@ -284,13 +250,7 @@ PAJU_EMD_META = Meta(
 
 
 def _unchanged(dsn: str, table: str, files: dict[str, Path]) -> int | None:
-    entry = catalog_entry(dsn, table)
-    if not entry:
-        return None
-    recorded = {s.get("file"): s.get("sha256") for s in entry["sources"] or []}
-    if any(recorded.get(label) != sha256(p) for label, p in files.items()):
-        return None
-    return int(entry["rows_loaded"])
+    return unchanged(dsn, table, {label: sha256(p) for label, p in files.items()})
 
 
 def load_bundled_networks(dsn: str, data_dir: Path | None = None, force: bool = False) -> dict[str, int]:
