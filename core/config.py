@@ -222,6 +222,7 @@ class SurfacesConfig(BaseModel):
     min_kriging_stations: int = Field(default=8, ge=4)  # fewer stations on a day: kriging falls back to IDW
     pollutants: list[Literal["pm10", "pm25"]] = ["pm10", "pm25"]
     recent_days: int = Field(default=7, ge=1)  # the load builds the newest N days with readings
+    recent_hours: int = Field(default=24, ge=1)  # ... and the newest N hours where hourly readings exist
     regions: dict[str, SurfaceRegion] = {}
 
     def path(self) -> Path:

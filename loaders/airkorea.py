@@ -2,8 +2,9 @@
 
 `./run ingest airkorea` (or `python -m loaders.airkorea`) asks the AirKorea OpenAPI for the latest hourly readings
 of a 시도 with the service key in AIRKOREA_SERVICE_KEY, parses AirKorea's invalid markers ("-", empty values,
-*Flag fields) and upserts the readings (station, hour) in one transaction with the catalog versions: an error
-response (resultCode other than "00") or a malformed page stores nothing.
+*Flag fields) and upserts the readings (station, hour) in one transaction with the catalog versions, re-judging the
+stored hourly series of the ingested stations for stuck PM sensors (loaders.flat_runs, so a run spanning two ingests
+is flagged 'flat'): an error response (resultCode other than "00") or a malformed page stores nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from core.config import NoDatabase, database_url, load_config
 from loaders.core import RowStats, connect
 from loaders.datasets import air_quality_readings, air_quality_tables
 from loaders.errors import LoadError
+from loaders.flat_runs import flag_stored_flat_runs
 from loaders.readings import POLLUTANTS, airkorea_rows
+from loaders.surfaces.build import build_all
 
 BASE_URL = "https://apis.data.go.kr/B552584/ArpltnInforInqireSvc"
 OPERATION = "getCtprvnRltmMesureDnsty"
@@ -116,6 +119,7 @@ def _store(dsn: str, rows: Sequence[Mapping[str, Any]], source_entry: dict[str, 
                 "AND r.period = 'hour'").format(t=table).as_string(cur), keys)
             execute_values(cur, sql.SQL("INSERT INTO {t} ({c}) VALUES %s").format(t=table, c=cols).as_string(cur),
                            [tuple(r[c] for c in COLUMNS) for r in rows])
+            flag_stored_flat_runs(cur, air_quality_readings.TABLE, sorted({r["station_name"] for r in rows}))
             version = _bump_catalog(cur, table, source_entry)
             air_quality_tables.sync_view_catalog(cur)
         conn.commit()
@@ -163,8 +167,9 @@ def _bump_catalog(cur: Any, table: sql.Identifier, source_entry: dict[str, str])
 
 
 def ingest(dsn: str, service_key: str, *, sido: str = "세종", base_url: str = BASE_URL, page_size: int = 100,
-           timeout: float = 30) -> IngestResult:
-    """Fetch the 시도's real-time readings and upsert them atomically."""
+           timeout: float = 30, surfaces: bool = True) -> IngestResult:
+    """Fetch the 시도's real-time readings and upsert them atomically; then (with `surfaces`) rebuild the hourly
+    surfaces (only hourly ones: the daily surfaces follow the next readings load)."""
     if not service_key:
         raise LoadError(f"no AirKorea service key: set {KEY_ENV} (공공데이터포털 인증키, decoded form)")
     items, sha = fetch(service_key, sido, base_url, page_size, timeout)
@@ -172,6 +177,8 @@ def ingest(dsn: str, service_key: str, *, sido: str = "세종", base_url: str = 
     rows = list(_latest_per_hour(airkorea_rows(items, RowStats(), label, SOURCE)))
     entry = {"file": f"{OPERATION}?sidoName={sido}", "sha256": sha, "url": f"{base_url.rstrip('/')}/{OPERATION}"}
     version = _store(dsn, rows, entry) if rows else 0
+    if rows and surfaces:
+        build_all(dsn, periods=("hour",))
     newest = max((r["measured_at"] for r in rows), default=None)
     return IngestResult(len(rows), len({r["station_name"] for r in rows}), newest, version)
 

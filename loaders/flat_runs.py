@@ -11,6 +11,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg2 import sql
+
 FLAT = "flat"
 MIN_RUN = {"day": 5, "hour": 12}
 CHECKED = ("pm10", "pm25")
@@ -45,3 +47,38 @@ def flag_flat_runs(rows: Sequence[dict[str, Any]], min_run: dict[str, int] | Non
                         r[f"{key}_flag"] = FLAT
                     flagged += len(run)
     return flagged
+
+
+def flag_stored_flat_runs(cur: Any, table: str, stations: Sequence[str], period: str = "hour",
+                          min_run: int | None = None) -> int:
+    """Re-judge the flat runs of the stored `period` series of `stations` in `table` (schema.name), in the caller's
+    transaction: values in a run of >= min_run identical values on consecutive steps get flag 'flat', 'flat' values
+    no longer in such a run lose it (other flags and NULL values end a run and are never touched).  Judging the
+    stored series catches a run that spans two ingests or files.  Returns the number of flags changed."""
+    limit = min_run or MIN_RUN[period]
+    step = "1 hour" if period == "hour" else "1 day"
+    tbl = sql.Identifier(*table.split("."))
+    changed = 0
+    for key in CHECKED:
+        val, flag = sql.Identifier(key), sql.Identifier(f"{key}_flag")
+        cur.execute(sql.SQL("""
+            WITH s AS (
+              SELECT id, station_name, measured_at, {val} AS v,
+                     {val} IS NOT NULL AND ({flag} IS NULL OR {flag} = %(flat)s) AS usable
+              FROM {tbl} WHERE period = %(period)s AND station_name = ANY(%(stations)s)
+            ), b AS (
+              SELECT *, CASE WHEN usable AND lag(usable) OVER w AND lag(v) OVER w = v
+                              AND measured_at - lag(measured_at) OVER w = %(step)s::interval THEN 0 ELSE 1 END AS brk
+              FROM s WINDOW w AS (PARTITION BY station_name ORDER BY measured_at)
+            ), g AS (
+              SELECT *, sum(brk) OVER (PARTITION BY station_name ORDER BY measured_at, id) AS grp FROM b
+            ), r AS (
+              SELECT id, usable, count(*) OVER (PARTITION BY station_name, grp) AS n FROM g
+            )
+            UPDATE {tbl} t SET {flag} = CASE WHEN r.n >= %(limit)s THEN %(flat)s END
+            FROM r WHERE t.id = r.id AND r.usable
+              AND t.{flag} IS DISTINCT FROM (CASE WHEN r.n >= %(limit)s THEN %(flat)s END)
+            """).format(val=val, flag=flag, tbl=tbl),
+            {"flat": FLAT, "period": period, "stations": list(stations), "step": step, "limit": limit})
+        changed += cur.rowcount
+    return changed

@@ -131,8 +131,10 @@ def cmd_pytest(argv: list[str]) -> int:
 
 def cmd_load(argv: list[str]) -> int:
     """Run a loader against the project database; `load network FILE --name NAME` is the OSM network loader,
-    `load kais-network FILE --name NAME` the KAIS road-centreline (TL_SPRD_MANAGE) one."""
-    networks = {"network": "loaders.osm_network", "kais-network": "loaders.kais_network"}
+    `load kais-network FILE --name NAME` the KAIS road-centreline (TL_SPRD_MANAGE) one, `load surfaces [--force]`
+    (re)builds the air-quality surfaces."""
+    networks = {"network": "loaders.osm_network", "kais-network": "loaders.kais_network",
+                "surfaces": "loaders.surfaces"}
     module, args = (networks[argv[0]], argv[1:]) if argv[:1] and argv[0] in networks else ("loaders", argv)
     env = dict(os.environ) if _wants_help(argv) or not argv else dict(os.environ, **_database())
     if not argv:

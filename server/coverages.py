@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 import numpy as np
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, render_template, request
 from psycopg2 import sql
 from pyproj import Transformer
 from rasterio.crs import CRS
@@ -28,7 +28,7 @@ from core.errors import InvalidParameterValue, NotFound
 from core.tms import TILE_MATRIX_SETS
 from layers.query import parse_bbox, reject_unknown
 from server import services
-from server.negotiate import JSON, href, language, link
+from server.negotiate import HTML, JSON, href, language, link, response_format
 from server.params_spec import accepted
 from server.surface_catalog import SQL as CATALOG_SQL
 from server.surface_catalog import SurfaceCatalog, SurfaceCollection, SurfaceRow
@@ -56,9 +56,9 @@ class Surfaces:
             return self.rasters.get(row.path)
         except (RasterioIOError, OSError):
             found = self.catalog.refresh().get(row.collection_id)
-            fresh = next((r for r in found.surfaces if r.day == row.day), None) if found else None
+            fresh = next((r for r in found.surfaces if r.valid_at == row.valid_at), None) if found else None
             if fresh is None:
-                raise NotFound(f"the {row.collection_id} surface of {row.day} was rebuilt away; retry") from None
+                raise NotFound(f"the {row.collection_id} surface of {row.label} was rebuilt away; retry") from None
             return self.rasters.get(fresh.path)
 
 
@@ -105,14 +105,15 @@ def collection_doc(coll: SurfaceCollection, lang: str) -> dict[str, Any]:
     errors = ", ".join(f"{m} RMSE {v['rmse']} / MAE {v['mae']}" for m, v in pooled.items())
     bbox = cfg.regions[coll.region].bbox if coll.region in cfg.regions else None
     base = f"/collections/{coll.id}"
+    step_ko, step_en = ("시간별", "Hourly") if coll.hourly else ("일평균", "Daily")
     return {
         "id": coll.id,
         "title": f"{where} {ko} 추정 표면" if lang == "ko" else f"{en} surface, {where}",
-        "description": (f"에어코리아 측정소 일평균 {ko}를 {cfg.cell_m:.0f} m 격자(EPSG:5186)에 {method}(으)로 보간한 "
-                        f"추정값입니다. 측정소 하나씩 빼고 교차검증한 오차({UOM}): {errors}. 모든 측정소에서 "
+        "description": (f"에어코리아 측정소 {step_ko} {ko}를 {cfg.cell_m:.0f} m 격자(EPSG:5186)에 {method}(으)로 "
+                        f"보간한 추정값입니다. 측정소 하나씩 빼고 교차검증한 오차({UOM}): {errors}. 모든 측정소에서 "
                         f"{cfg.max_distance_m:.0f} m 넘게 떨어진 칸은 값이 없습니다(nodata). 측정값이 아닙니다."
                         if lang == "ko" else
-                        f"Daily {en} interpolated from the AirKorea station readings onto {cfg.cell_m:.0f} m cells "
+                        f"{step_en} {en} interpolated from the AirKorea station readings onto {cfg.cell_m:.0f} m cells "
                         f"(EPSG:5186) by {method}; leave-one-station-out errors ({UOM}): {errors}. Cells farther "
                         f"than {cfg.max_distance_m:.0f} m from every station are nodata. An estimate, not a "
                         f"measurement."),
@@ -120,7 +121,7 @@ def collection_doc(coll: SurfaceCollection, lang: str) -> dict[str, Any]:
         "extent": {
             "spatial": {"bbox": [list(bbox)] if bbox else [], "crs": crs_mod.CRS84},
             "temporal": {"interval": [[coll.surfaces[0].valid_at.isoformat(), newest.valid_at.isoformat()]],
-                         "trs": TRS, "values": [r.day.isoformat() for r in coll.surfaces]},
+                         "trs": TRS, "values": [r.label for r in coll.surfaces]},
         },
         "crs": [crs_mod.epsg_uri(crs_mod.STORAGE_SRID)],
         "storageCrs": crs_mod.epsg_uri(crs_mod.STORAGE_SRID),
@@ -156,14 +157,19 @@ def _json(doc: Any, status: int = 200) -> Response:
 
 @BP.before_app_request
 def _surface_collection() -> Response | None:
-    """/collections/{id} of a surface collection (the features view knows only layers)."""
+    """/collections/{id} of a surface collection (the features view knows only layers): JSON, or ?f=html a page
+    (title, how it was made, cross-validation table per method, time steps, links)."""
     if request.endpoint != "features.collection" or not request.view_args:
         return None
     coll = _surfaces().catalog.get(str(request.view_args.get("collection_id")))
     if coll is None or not coll.surfaces:
         return None
     reject_unknown(request.args, accepted("/collections/{collectionId}"))
-    return _json(collection_doc(coll, language()))
+    lang = language()
+    doc = collection_doc(coll, lang)
+    if response_format([JSON, HTML]) == HTML:
+        return Response(render_template("surface_collection.html", doc=doc, lang=lang), mimetype=HTML)
+    return _json(doc)
 
 
 def _subset_bounds(raw: list[str]) -> tuple[tuple[float, float, float, float] | None, str | None]:
@@ -237,7 +243,7 @@ def coverage(collection_id: str) -> Response:
     media = _format({"tif": GEOTIFF, "png": PNG})
     raster = _surfaces().raster(row)
     values, transform = subset(raster, box)
-    headers = {"Content-Crs": f"<{crs_mod.epsg_uri(crs_mod.STORAGE_SRID)}>", "X-Surface-Date": row.day.isoformat(),
+    headers = {"Content-Crs": f"<{crs_mod.epsg_uri(crs_mod.STORAGE_SRID)}>", "X-Surface-Date": row.label,
                "Cache-Control": services.current().config.tiles.cache_control}
     if media == PNG:
         return Response(png(values, coll.pollutant), mimetype=PNG, headers=headers)
@@ -245,7 +251,7 @@ def coverage(collection_id: str) -> Response:
             "method": row.method, "readings_version": str(row.readings_version),
             "validation": json.dumps(row.validation.get("methods", {}))}
     body = geotiff(values, transform, raster.crs, tags)
-    headers["Content-Disposition"] = f'inline; filename="{coll.id}_{row.day}.tif"'
+    headers["Content-Disposition"] = f'inline; filename="{coll.id}_{row.label.replace(':', '')}.tif"'
     return Response(body, mimetype="image/tiff", content_type=GEOTIFF, headers=headers)
 
 
@@ -266,8 +272,8 @@ def domainset(collection_id: str) -> Response:
              "resolution": cell},
             {"type": "RegularAxis", "axisLabel": "N", "lowerBound": miny, "upperBound": maxy, "uomLabel": "m",
              "resolution": cell},
-            {"type": "IrregularAxis", "axisLabel": "time", "uomLabel": "d",
-             "coordinate": [r.day.isoformat() for r in coll.surfaces]},
+            {"type": "IrregularAxis", "axisLabel": "time", "uomLabel": "h" if coll.hourly else "d",
+             "coordinate": [r.label for r in coll.surfaces]},
         ],
         "gridLimits": {"type": "GridLimits", "srsName": "http://www.opengis.net/def/crs/OGC/0/Index2D",
                        "axisLabels": ["i", "j"],
@@ -322,7 +328,7 @@ def map_tile(collection_id: str, tms_id: str, z: int, row: int, col: int) -> Res
     key = f"surface|{coll.id}|{surface.surface_id}|{tms_id}|{z}/{row}/{col}"
     etag = hashlib.sha1(key.encode()).hexdigest()[:24]
     headers = {"ETag": f'"{etag}"', "Cache-Control": services.current().config.tiles.cache_control,
-               "X-Surface-Date": surface.day.isoformat()}
+               "X-Surface-Date": surface.label}
     if request.if_none_match and request.if_none_match.contains(etag):
         return Response(status=304, headers=headers)
     cache = services.current().tile_cache
@@ -359,7 +365,7 @@ def position(collection_id: str) -> Response:
     estimate = round(value, 1) if math.isfinite(value) else None
     pooled = row.validation.get("pooled", {}).get(row.method, {})
     return _json({"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": {
-        "collection": coll.id, "pollutant": coll.pollutant, "date": row.day.isoformat(), "unit": UOM,
+        "collection": coll.id, "pollutant": coll.pollutant, "date": row.label, "unit": UOM,
         "estimate": estimate, "estimated": True,
         "grade": None if estimate is None else GRADES[int(grade_index(np.array([estimate]), coll.pollutant)[0])][0],
         "reason": None if estimate is not None else ("outside the surface" if not inside else
@@ -376,11 +382,11 @@ def _nearest_station(coll: SurfaceCollection, row: SurfaceRow, x: float, y: floa
     q = sql.SQL("SELECT s.name, ST_Distance(s.geom, p.g), r.{v}::float8 FROM public.air_quality_stations s "
                 "JOIN public.air_quality_readings r ON r.station_name = s.name, "
                 "(SELECT ST_SetSRID(ST_MakePoint(%(x)s, %(y)s), 5186) AS g) p "
-                "WHERE s.sido = ANY(%(sido)s) AND r.period = 'day' AND r.measured_at = %(at)s "
+                "WHERE s.sido = ANY(%(sido)s) AND r.period = %(period)s AND r.measured_at = %(at)s "
                 "AND r.{v} IS NOT NULL AND r.{flag} IS NULL ORDER BY s.geom <-> p.g LIMIT 1").format(
         v=sql.Identifier(coll.pollutant), flag=sql.Identifier(f"{coll.pollutant}_flag"))
     with services.current().db.connection() as conn, conn.cursor() as cur:
-        cur.execute(q, {"x": x, "y": y, "sido": region.sido, "at": row.valid_at})
+        cur.execute(q, {"x": x, "y": y, "sido": region.sido, "at": row.valid_at, "period": row.period})
         found = cur.fetchone()
     if found is None:
         return None

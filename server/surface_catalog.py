@@ -22,7 +22,7 @@ TTL_S = 2.0
 
 @dataclass(frozen=True)
 class SurfaceRow:
-    """One stored surface (one pollutant and day)."""
+    """One stored surface (one pollutant and day or hour)."""
 
     surface_id: int
     collection_id: str
@@ -34,11 +34,17 @@ class SurfaceRow:
     stations: int
     validation: dict[str, Any]
     path: str
+    period: str = "day"
 
     @property
     def day(self) -> date:
         """The day in Korea (the readings' day)."""
         return self.valid_at.astimezone(KST).date()
+
+    @property
+    def label(self) -> str:
+        """The time step as served: the day (YYYY-MM-DD) or the hour as a KST instant (2022-03-01T13:00:00+09:00)."""
+        return self.day.isoformat() if self.period == "day" else self.valid_at.astimezone(KST).isoformat()
 
 
 @dataclass
@@ -50,18 +56,26 @@ class SurfaceCollection:
     pollutant: str
     surfaces: list[SurfaceRow] = field(default_factory=list)
 
+    @property
+    def hourly(self) -> bool:
+        """True for a collection of hourly surfaces."""
+        return bool(self.surfaces) and self.surfaces[0].period == "hour"
+
     def at(self, when: str | None) -> SurfaceRow:
-        """The surface of a day (`YYYY-MM-DD` or an RFC 3339 instant, read in KST); None: the newest."""
+        """The surface of a day (`YYYY-MM-DD` or an RFC 3339 instant, read in KST); None: the newest.  On an hourly
+        collection an instant selects its hour (minutes must be 0) and a day selects that day's latest hour."""
         if not self.surfaces:
             raise NotFound(f"collection {self.id!r} has no surfaces yet (load the readings)")
         if not when:
             return self.surfaces[-1]
         text = when.strip()
         try:
-            wanted = (date.fromisoformat(text) if len(text) == 10
-                      else datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(KST).date())
+            instant = None if len(text) == 10 else datetime.fromisoformat(text.replace("Z", "+00:00"))
+            wanted = date.fromisoformat(text) if instant is None else instant.astimezone(KST).date()
         except ValueError:
             raise InvalidParameterValue(f"datetime must be a day (YYYY-MM-DD) or an instant, got {when!r}") from None
+        if self.hourly:
+            return self._hour(instant, wanted)
         for row in self.surfaces:
             if row.day == wanted:
                 return row
@@ -69,10 +83,25 @@ class SurfaceCollection:
         raise NotFound(f"no {self.id} surface for {wanted}; surfaces exist for {len(self.surfaces)} days "
                        f"from {first} to {last}")
 
+    def _hour(self, instant: datetime | None, day: date) -> SurfaceRow:
+        """The hourly surface of an instant (on the hour, offset required), or the latest hour of a day."""
+        if instant is not None:
+            if instant.tzinfo is None:
+                raise InvalidParameterValue("datetime of an hourly collection needs an offset (Z or +09:00)")
+            if (instant.minute, instant.second, instant.microsecond) != (0, 0, 0):
+                raise InvalidParameterValue(f"hourly surfaces are on the hour; got {instant.isoformat()}")
+            found = [r for r in self.surfaces if r.valid_at == instant]
+        else:
+            found = [r for r in self.surfaces if r.day == day]
+        if found:
+            return found[-1]
+        raise NotFound(f"no {self.id} surface for {instant.isoformat() if instant else day}; surfaces exist for "
+                       f"{len(self.surfaces)} hours from {self.surfaces[0].label} to {self.surfaces[-1].label}")
+
 
 Query = Callable[[], list[tuple[Any, ...]]]
 SQL = ("SELECT surface_id, collection_id, region, pollutant, valid_at, method, readings_version, stations, "
-       "validation, path FROM meta.surfaces ORDER BY collection_id, valid_at")
+       "validation, path, period FROM meta.surfaces ORDER BY collection_id, valid_at")
 
 
 class SurfaceCatalog:
@@ -88,7 +117,7 @@ class SurfaceCatalog:
         """Re-read now."""
         found: dict[str, SurfaceCollection] = {}
         for r in self._query():
-            row = SurfaceRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), int(r[7]), r[8], r[9])
+            row = SurfaceRow(int(r[0]), r[1], r[2], r[3], r[4], r[5], int(r[6]), int(r[7]), r[8], r[9], r[10])
             found.setdefault(row.collection_id, SurfaceCollection(row.collection_id, row.region, row.pollutant))
             found[row.collection_id].surfaces.append(row)
         with self._lock:

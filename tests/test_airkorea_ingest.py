@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from db_helpers import query
@@ -26,6 +27,7 @@ from loaders.errors import LoadError
 REPO = Path(__file__).resolve().parent.parent
 FIELDS_MD = "korea/airkorea-stations/AIRKOREA_API_FIELDS.md"
 OPERATION = "/getCtprvnRltmMesureDnsty"
+KST = ZoneInfo("Asia/Seoul")
 
 
 def recorded_items() -> list[dict[str, Any]]:
@@ -79,6 +81,7 @@ def airkorea(dsn: str, loaded: dict[str, int]) -> Iterator[FakeAirKorea]:
     yield server
     server.httpd.shutdown()
     query(dsn, "DELETE FROM public.air_quality_readings WHERE source = %s", (SOURCE,))
+    query(dsn, "DELETE FROM meta.surfaces WHERE period = 'hour'")  # hourly surfaces an ingest may have built
     if before:
         query(dsn, "UPDATE meta.datasets SET rows_loaded = %s WHERE table_name = 'public.air_quality_readings'",
               (before[0][0],))
@@ -186,3 +189,43 @@ def test_cli_reports_an_error_response(dsn: str, airkorea: FakeAirKorea) -> None
     assert "SERVICE_KEY_IS_NOT_REGISTERED_ERROR" in proc.stderr and "Traceback" not in proc.stderr
     assert "wrong" not in proc.stderr  # the key is never printed
     assert stored(dsn) == []
+
+
+def hourly_items(pm10: list[str], first_hour: int = 1, day: str = "2024-03-05") -> list[dict[str, Any]]:
+    """신흥동's real record re-dated to consecutive hours of `day` with the given PM10 values (PM2.5 varies)."""
+    base = recorded_items()[1]
+    return [dict(base, dataTime=f"{day} {first_hour + i:02d}:00", pm10Value=v, pm25Value=str(10 + first_hour + i))
+            for i, v in enumerate(pm10)]
+
+
+def pm_flags(dsn: str) -> list[tuple[int, Any, Any, Any]]:
+    """(KST hour, pm10, pm10_flag, pm25_flag) of the ingested rows in time order."""
+    return [(r[0].astimezone(KST).hour, r[1], r[2], r[3]) for r in query(
+        dsn, "SELECT measured_at, pm10, pm10_flag, pm25_flag FROM public.air_quality_readings WHERE source = %s "
+             "ORDER BY measured_at", (SOURCE,))]
+
+
+def test_a_stuck_sensor_spanning_two_ingests_is_flagged(dsn: str, airkorea: FakeAirKorea) -> None:
+    airkorea.bodies.extend([envelope(hourly_items(["40"] * 8)), envelope(hourly_items(["40"] * 3, first_hour=9))])
+    ingest(dsn, "key", base_url=airkorea.url)
+    ingest(dsn, "key", base_url=airkorea.url)
+    assert [f[2] for f in pm_flags(dsn)] == [None] * 11  # 11 stuck hours: not yet a flat run
+    airkorea.bodies.append(envelope(hourly_items(["40", "55"], first_hour=12)))
+    ingest(dsn, "key", base_url=airkorea.url)
+    rows = pm_flags(dsn)
+    assert [h for h, *_ in rows] == list(range(1, 14))
+    assert all(r[1] == Decimal(40) and r[2] == "flat" for r in rows[:12])  # kept, flagged over the stored series
+    assert rows[12][1:3] == (Decimal(55), None)
+    assert all(r[3] is None for r in rows)  # PM2.5 changes every hour: never flat
+
+
+def test_a_corrected_hour_unflags_the_run_and_other_flags_end_runs(dsn: str, airkorea: FakeAirKorea) -> None:
+    airkorea.bodies.append(envelope(hourly_items(["40"] * 12)))
+    ingest(dsn, "key", base_url=airkorea.url)
+    assert [f[2] for f in pm_flags(dsn)] == ["flat"] * 12
+    fixed = [dict(hourly_items(["-"], first_hour=6)[0], pm10Flag="점검및교정")]  # hour 6 now invalid
+    airkorea.bodies.append(envelope(fixed))
+    ingest(dsn, "key", base_url=airkorea.url)
+    rows = pm_flags(dsn)
+    assert rows[5][1:3] == (None, "점검및교정")
+    assert [r[2] for r in rows[:5] + rows[6:]] == [None] * 11  # runs of 5 and 6 hours: the flags are withdrawn

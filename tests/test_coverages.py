@@ -160,3 +160,19 @@ def test_position_is_an_estimate_beside_the_nearest_station(client: Any, dsn: st
     far = client.get("/collections/pm10_seoul/position?coords=POINT(127.289 36.48)").get_json()["properties"]
     assert far["estimate"] is None and far["reason"] == "outside the surface"  # Sejong City Hall
     assert client.get("/collections/pm10_seoul/position?coords=POINT(x y)").status_code == 400
+
+
+def test_surface_collection_html_page(client: Any) -> None:
+    doc = client.get("/collections/pm10_seoul?f=json").get_json()
+    r = client.get("/collections/pm10_seoul?f=html")
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    page = r.get_data(as_text=True)
+    assert f"<h1>{doc['title']}</h1>" in page and "교차검증" in page
+    for method, v in doc["surface"]["validation"]["pooled"].items():
+        assert f'<tr data-method="{method}"><td>{method}' in page
+        assert f"<td>{v['rmse']}</td><td>{v['mae']}</td>" in page
+    assert page.count("<li><a ") == len(doc["extent"]["temporal"]["values"])
+    assert "/collections/pm10_seoul/coverage?f=tif" in page
+    en = client.get("/collections/pm10_seoul?f=html&lang=en").get_data(as_text=True)
+    assert "Cross-validation" in en
+    assert client.get("/collections/pm10_seoul?f=xml").status_code == 400

@@ -67,7 +67,9 @@ def built(dsn: str, loaded: dict[str, int]) -> dict[str, list[tuple[Any, ...]]]:
     for r in cfg.regions:
         for p in cfg.pollutants:
             build_collection(dsn, cfg, r, p)
-    return {f"{p}_{r}": surfaces(dsn, f"{p}_{r}") for r in cfg.regions for p in cfg.pollutants}
+    found = {f"{p}_{r}": surfaces(dsn, f"{p}_{r}") for r in cfg.regions for p in cfg.pollutants}
+    assert found["pm10_sejong"] == found["pm25_sejong"] == []  # Sejong has no bundled readings: no surfaces
+    return {cid: rows for cid, rows in found.items() if rows}
 
 
 def test_bundled_load_builds_recent_days(built: dict[str, list[tuple[Any, ...]]], dsn: str) -> None:

@@ -8,6 +8,7 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from loaders.core import Column, Meta, TableSpec, connect, prepare
+from loaders.flat_runs import flag_stored_flat_runs
 from loaders.readings import POLLUTANTS
 
 STATIONS = TableSpec("public.air_quality_stations", [
@@ -112,14 +113,23 @@ def sync_view_catalog(cur: psycopg2.extensions.cursor) -> None:
 
 
 def ensure_views(dsn: str) -> None:
-    """Create both tables (if missing), the two air-quality views and their catalog rows."""
+    """Create both tables (if missing), the two air-quality views and their catalog rows; re-judge the stored
+    hourly series for stuck PM sensors (a run spanning two loaded files)."""
     prepare(dsn, [STATIONS, READINGS])
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(hashtext('sejong-loaders-ddl'))")
             cur.execute(VIEWS_SQL)
+            rejudge_hourly_flat_runs(cur)
             sync_view_catalog(cur)
         conn.commit()
     finally:
         conn.close()
+
+
+def rejudge_hourly_flat_runs(cur: psycopg2.extensions.cursor) -> int:
+    """Flag 'flat' runs over the whole stored hourly series of every station (loaders.flat_runs)."""
+    cur.execute(sql.SQL("SELECT DISTINCT station_name FROM {} WHERE period = 'hour'").format(
+        sql.Identifier(*READINGS.qualified.split("."))))
+    return flag_stored_flat_runs(cur, READINGS.qualified, [r[0] for r in cur.fetchall()])

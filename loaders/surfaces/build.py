@@ -1,8 +1,10 @@
 """`surfaces`: build the air-quality surfaces of config.yml from the loaded readings (COGs + meta.surfaces).
 
-For each region and pollutant, the newest `surfaces.recent_days` days with readings are interpolated onto an
-EPSG:5186 grid; every surface is cross-validated (leave one station out) with every configured method, and the
-default method (`auto`) is the one with the lowest RMSE pooled over the days built.  The COGs are written first
+For each region and pollutant, the newest `surfaces.recent_days` days with readings (collection
+`<pollutant>_<region>`) and, where hourly readings exist, the newest `surfaces.recent_hours` hours (collection
+`<pollutant>_<region>_hourly`) are interpolated onto an EPSG:5186 grid; every surface is cross-validated (leave one
+station out) with every configured method, and the default method (`auto`) is the one with the lowest RMSE pooled
+over the steps built.  The COGs are written first
 under new names, then meta.surfaces is swapped in one transaction, then files no row names are removed.  A build
 is skipped while the readings' data version and the configuration are unchanged.
 """
@@ -40,6 +42,8 @@ READINGS = "public.air_quality_readings"
 STATIONS = "public.air_quality_stations"
 NODATA = -9999.0
 KST = ZoneInfo("Asia/Seoul")
+PERIODS = ("day", "hour")
+FILE_TIME = {"day": "%Y-%m-%d", "hour": "%Y-%m-%dT%H"}  # the COG name's time part (KST)
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,9 @@ class Day:
     stations: Stations
 
 
-def collection_id(pollutant: str, region: str) -> str:
-    """The collection id of a surface series, e.g. pm10_seoul."""
-    return f"{pollutant}_{region}"
+def collection_id(pollutant: str, region: str, period: str = "day") -> str:
+    """The collection id of a surface series, e.g. pm10_seoul (daily) or pm10_sejong_hourly."""
+    return f"{pollutant}_{region}" if period == "day" else f"{pollutant}_{region}_hourly"
 
 
 def region_grid(region: SurfaceRegion, cell: float) -> Grid:
@@ -70,8 +74,9 @@ def readings_version(cur: Any) -> int | None:
     return int(row[0]) if row else None
 
 
-def recent_days(cur: Any, region: SurfaceRegion, pollutant: str, days: int) -> list[Day]:
-    """The newest `days` daily time steps with valid readings at the region's stations (flagged values left out)."""
+def recent_days(cur: Any, region: SurfaceRegion, pollutant: str, days: int, period: str = "day") -> list[Day]:
+    """The newest `days` time steps of `period` (day | hour) with valid readings at the region's stations (flagged
+    values left out)."""
     value, flag = sql.Identifier(pollutant), sql.Identifier(f"{pollutant}_flag")
     cur.execute(sql.SQL("""
         WITH st AS (
@@ -79,12 +84,13 @@ def recent_days(cur: Any, region: SurfaceRegion, pollutant: str, days: int) -> l
           WHERE sido = ANY(%(sido)s) ORDER BY name, id),
         r AS (
           SELECT r.measured_at, st.x, st.y, r.{value}::float8 AS v FROM {readings} r JOIN st ON st.name = r.station_name
-          WHERE r.period = 'day' AND r.{value} IS NOT NULL AND r.{flag} IS NULL),
-        d AS (SELECT DISTINCT measured_at FROM r ORDER BY measured_at DESC LIMIT %(days)s)
+          WHERE r.period = %(period)s AND r.{value} IS NOT NULL AND r.{flag} IS NULL),
+        d AS (SELECT measured_at FROM r GROUP BY measured_at HAVING count(*) >= 2  -- LOO needs two stations
+              ORDER BY measured_at DESC LIMIT %(days)s)
         SELECT r.measured_at, array_agg(r.x), array_agg(r.y), array_agg(r.v) FROM r JOIN d USING (measured_at)
         GROUP BY r.measured_at ORDER BY r.measured_at""").format(
         stations=sql.Identifier(*STATIONS.split(".")), readings=sql.Identifier(*READINGS.split(".")),
-        value=value, flag=flag), {"sido": region.sido, "days": days})
+        value=value, flag=flag), {"sido": region.sido, "days": days, "period": period})
     return [Day(when, Stations.of(x, y, v)) for when, x, y, v in cur.fetchall()]
 
 
@@ -139,19 +145,23 @@ def _current(cur: Any, cid: str) -> tuple[set[int], set[str]]:
     return {int(r[0]) for r in rows}, {str(r[1]) for r in rows}
 
 
-def build_collection(dsn: str, cfg: SurfacesConfig, region_id: str, pollutant: str, force: bool = False) -> int:
-    """Build (or keep) one collection's surfaces; returns the number of surfaces stored."""
+def build_collection(dsn: str, cfg: SurfacesConfig, region_id: str, pollutant: str, force: bool = False,
+                     period: str = "day") -> int:
+    """Build (or keep) one collection's surfaces (`period` day or hour); returns the number of surfaces stored."""
     region = cfg.regions[region_id]
-    cid = collection_id(pollutant, region_id)
+    cid = collection_id(pollutant, region_id, period)
+    steps = cfg.recent_days if period == "day" else cfg.recent_hours
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
             version = readings_version(cur)
-            days = recent_days(cur, region, pollutant, cfg.recent_days) if version is not None else []
+            days = recent_days(cur, region, pollutant, steps, period) if version is not None else []
             stored_versions, stored_paths = _current(cur, cid)
         conn.rollback()
         stamp = f"v{version}-{_fingerprint(cfg, region)}"
         folder = cfg.path() / database_folder(dsn) / cid
+        if not days and not stored_paths:
+            return 0  # no readings of this period for the region: no collection, nothing to say
         if not force and days and stored_versions == {version} and all(
                 p.startswith(str(folder)) and stamp in p for p in stored_paths):
             print(f"surfaces {cid}: unchanged (readings version {version}), skipped", file=sys.stderr)
@@ -165,12 +175,12 @@ def build_collection(dsn: str, cfg: SurfacesConfig, region_id: str, pollutant: s
         rows = []
         for day, errors in zip(days, per_day, strict=True):
             surface: Surface = build(day.stations, grid, method, [], p)
-            name = f"{day.valid_at.astimezone(KST):%Y-%m-%d}-{stamp}.tif"
+            name = f"{day.valid_at.astimezone(KST).strftime(FILE_TIME[period])}-{stamp}.tif"
             validation = {m: score(m, e).as_dict() for m, e in errors.items()}
             write_cog(folder / name, surface.values, grid, {
                 "collection": cid, "pollutant": pollutant, "valid_at": day.valid_at.isoformat(),
                 "method": surface.method, "readings_version": str(version), "validation": json.dumps(validation)})
-            rows.append((cid, region_id, pollutant, "day", day.valid_at, surface.method, version,
+            rows.append((cid, region_id, pollutant, period, day.valid_at, surface.method, version,
                          surface.stations, json.dumps({"methods": validation, "pooled": {
                              m: s.as_dict() for m, s in overall.items()}, "default": method}),
                          str(folder / name)))
@@ -188,15 +198,16 @@ def build_collection(dsn: str, cfg: SurfacesConfig, region_id: str, pollutant: s
     for old in stored_paths - keep:
         Path(old).unlink(missing_ok=True)
     pooled_text = ", ".join(f"{m} {s.rmse:.2f}/{s.mae:.2f}" for m, s in overall.items())
-    print(f"surfaces {cid}: {len(rows)} days by {method} (LOO RMSE/MAE {pooled_text})", file=sys.stderr)
+    print(f"surfaces {cid}: {len(rows)} {period}s by {method} (LOO RMSE/MAE {pooled_text})", file=sys.stderr)
     return len(rows)
 
 
-def build_all(dsn: str, force: bool = False) -> dict[str, int]:
-    """Every configured surface collection; collection id -> surfaces stored."""
+def build_all(dsn: str, force: bool = False, periods: tuple[str, ...] = PERIODS) -> dict[str, int]:
+    """Every configured surface collection of `periods`; collection id -> surfaces stored."""
     cfg = load_config().surfaces
     migrate(dsn)
-    return {collection_id(p, r): build_collection(dsn, cfg, r, p, force) for r in cfg.regions for p in cfg.pollutants}
+    return {collection_id(p, r, t): build_collection(dsn, cfg, r, p, force, t)
+            for r in cfg.regions for p in cfg.pollutants for t in periods}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 // Air-quality surfaces on /map and /citizen: the coverage collections of /collections (dataType "coverage").
-// /map: a raster layer of the grade-coloured PNG tiles (under the vector layers, off by default), a date slider over
-// the surface's days and a legend saying how it was made and its leave-one-station-out error.
+// /map: a raster layer of the grade-coloured PNG tiles (under the vector layers, off by default), a slider over
+// the surface's days (or hours, for the *_hourly collections) and a legend saying how it was made and its leave-one-station-out error.
 // /citizen: the estimate at a point from /collections/{id}/position, labelled as an estimate (추정값).
 import { BASE, LANG, tr, el, getJSON } from './common.js';
 
@@ -14,7 +14,7 @@ export function methodName(m) { return (METHOD[m] || [m, m])[LANG === 'en' ? 1 :
 export function isCoverage(c) { return c.dataType === 'coverage' && !!c.surface; }
 
 function tileUrl(id, day) {
-  return `${BASE}/collections/${id}/map/tiles/WebMercatorQuad/{z}/{y}/{x}?datetime=${day}`;
+  return `${BASE}/collections/${id}/map/tiles/WebMercatorQuad/{z}/{y}/{x}?datetime=${encodeURIComponent(day)}`;
 }
 
 // how the surface was made and its cross-validated error, one line each
@@ -58,7 +58,9 @@ export function surfaceLayers(map, colls, box) {
     const controls = el('div', { class: 'surface-controls', hidden: true }, label, slider, legend);
     const showDay = () => {
       const day = days[Number(slider.value)];
-      label.textContent = tr(`날짜: ${day}`, `Day: ${day}`);
+      // hourly collections step through hours (KST instants, shown as YYYY-MM-DD HH:00)
+      const hour = day.length > 10 ? `${day.slice(0, 10)} ${day.slice(11, 16)}` : null;
+      label.textContent = hour ? tr(`시각: ${hour} (KST)`, `Hour: ${hour} (KST)`) : tr(`날짜: ${day}`, `Day: ${day}`);
       slider.setAttribute('aria-valuetext', day);
       return day;
     };
