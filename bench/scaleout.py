@@ -4,7 +4,8 @@
 2. items pages with one instance (direct) against two instances behind nginx;
 3. cold tiles (distinct, never requested) on one instance: the per-core cost of rendering;
 4. staleness after a reload: a new data version on the primary until the balancer's tile changes;
-5. faults under load: one instance SIGKILLed mid-run (statuses before, during, after).
+5. a 60 s soak at 256 connections through nginx (items + warm tiles, no fault): every answer must be 2xx/304;
+6. faults under load: one instance SIGKILLed mid-run and restarted (statuses over the whole run).
 
 Writes var/bench/scaleout.json. Numbers are for this machine: per-core efficiency is requests/s divided by the
 machine's cores (everything, wrk included, shares them).
@@ -119,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.scaleout", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=15.0, help="each wrk run (default 15)")
-    p.add_argument("--fault-seconds", type=float, default=30.0, help="the run with a killed instance (default 30)")
+    p.add_argument("--fault-seconds", type=float, default=60.0, help="the run with a killed instance (default 60)")
+    p.add_argument("--soak-seconds", type=float, default=60.0,
+                   help="items + warm tiles through nginx at --connections with no fault: every answer must be 2xx/304")
     p.add_argument("--connections", type=int, default=256)
     p.add_argument("--pg-port", type=int, default=54372, help="the primary's (replica, bouncers: the next three)")
     p.add_argument("--port", type=int, default=18060, help="nginx's (instances, HAProxy, its stats: the next four)")
@@ -160,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         }
         doc["runs"] = runs
         write_json(OUT, doc)
+        mixed = warm_tiles + items_paths(120)  # items always reach an instance (through HAProxy's queue)
+        warm(topo.public_url, mixed)
+        doc["soak"] = wrk(lb, workdir, args.soak_seconds, args.connections, mixed)
+        write_json(OUT, doc)
         cx, cy = lonlat_tile(*CITY_HALL, 15)
         probe = f"/collections/{LAYER}/tiles/WebMercatorQuad/15/{cy}/{cx}"
         doc["staleness_s"] = [round(staleness(cluster, cluster.primary.url, probe), 3) for _ in range(3)]
@@ -175,6 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, r in runs.items():
             print(f"{name:32} {r.get('rps', 0):9.0f} {r.get('rps_per_core', 0):9.0f} {r.get('p50_ms', 0):8.2f} "
                   f"{r.get('p99_ms', 0):8.2f}  {r.get('statuses', r.get('error'))}")
+        soak = doc["soak"]
+        print(f"soak ({args.soak_seconds:.0f} s, {args.connections} conns, items + warm tiles, no fault): "
+              f"{soak.get('requests')} requests, {soak.get('rps', 0):.0f} req/s, p99 {soak.get('p99_ms', 0):.1f} ms, "
+              f"statuses {soak.get('statuses')}, socket errors {soak.get('socket_errors')}")
         print(f"staleness after a reload (s): {doc['staleness_s']}")
         f = doc["fault_run"]
         print(f"instance killed under load ({args.fault_seconds:.0f} s, {args.connections} conns): "

@@ -95,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("readings", help="air-quality readings into public.air_quality_readings")
     p.add_argument("file", type=Path, nargs="+")
     p.add_argument("--format", choices=["seoul-daily", "airkorea-json"],
-                   help="default: .json -> airkorea-json, else seoul-daily")
+                   help="default: .json -> airkorea-json, else seoul-daily (an .xlsx or a CSV with 측정소코드 "
+                        "is read as AirKorea's 최종확정 hourly layout)")
     p.add_argument("--encoding", default="auto", choices=ENCODINGS)
     _common(p)
 
@@ -198,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
                             attribution=args.attribution, max_rows=args.max_rows, **trust)
         elif args.cmd == "readings":
             res = load_readings(dsn, args.file, args.format, args.encoding, args.max_rows)
+            from loaders.surfaces.build import build_all  # surfaces follow their readings (unchanged ones skipped)
+
+            build_all(dsn)
         else:
             from loaders.datasets import facilities
 

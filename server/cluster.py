@@ -66,11 +66,18 @@ class Topology:
     check_ms: int = 500  # HAProxy's active /health check interval; `check_fall` failures take an instance out
     check_fall: int = 2
     check_rise: int = 2
+    check_timeout_ms: int = 1500  # a check answered later than this counts as failed
     workers: int = 1  # gunicorn workers per instance (one: its /metrics is the whole instance)
     threads: int = 8
     cache_mb: int = 512
     version_poll_s: float = 0.5
     config: dict[str, dict[str, Any]] = field(default_factory=dict)  # overrides of config.yml sections
+
+    @property
+    def server_maxconn(self) -> int:
+        """Requests HAProxy sends one instance at once: one fewer than its threads, so a thread is always free for
+        /health (more requests wait in HAProxy's queue, not in the instance, and checks never queue behind them)."""
+        return max(1, self.workers * self.threads - 1)
 
     @property
     def public_url(self) -> str:
@@ -283,8 +290,9 @@ class Cluster:
         servers = "\n".join(f"    server i{p} 127.0.0.1:{p}" for p in self.topo.instance_ports)
         text = render((REPO_ROOT / "deploy" / "haproxy.cfg.template").read_text(), {
             "home": home, "bind": self.topo.haproxy_bind, "stats_bind": self.topo.haproxy_stats_bind,
-            "check_ms": self.topo.check_ms, "check_timeout_ms": self.topo.check_ms, "fall": self.topo.check_fall,
-            "rise": self.topo.check_rise, "servers": servers, "maxconn": _haproxy_maxconn()})
+            "check_ms": self.topo.check_ms, "check_timeout_ms": self.topo.check_timeout_ms,
+            "fall": self.topo.check_fall, "rise": self.topo.check_rise, "servers": servers,
+            "maxconn": _haproxy_maxconn(), "server_maxconn": self.topo.server_maxconn})
         conf = home / "haproxy.cfg"
         conf.write_text(text)
         return conf

@@ -210,10 +210,10 @@ def test_instances_reach_both_databases_through_pgbouncer(cluster: Cluster) -> N
 
 
 def test_an_instance_failing_its_health_check_leaves_rotation_and_returns(cluster: Cluster) -> None:
-    """HAProxy's active checks: a stopped (SIGSTOP) instance is DOWN within the check interval x fall and gets no
-    requests, which all keep succeeding; after SIGCONT it is UP again and serves again."""
+    """HAProxy's active checks: a stopped (SIGSTOP) instance is DOWN within (check interval + check timeout) x fall
+    and gets no requests, which all keep succeeding; after SIGCONT it is UP again and serves again."""
     victim, other = cluster.topo.instance_ports
-    limit = cluster.topo.check_ms * (cluster.topo.check_fall + 1) / 1000 + 1.0
+    limit = (cluster.topo.check_ms + cluster.topo.check_timeout_ms) * (cluster.topo.check_fall + 1) / 1000 + 1.0
     wait_for(cluster.haproxy_status, lambda s: s == {victim: "UP", other: "UP"}, 10, "both instances UP")
     url = f"http://{cluster.topo.haproxy_bind}/collections/facilities/items?limit=1"
     pid = cluster.instances[victim].pid
