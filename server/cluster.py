@@ -144,10 +144,11 @@ class Cluster:
                                  ("replica", self.replica, self.topo.bouncer_ports[1])):
             conf = self.write_bouncer_config(self.home / f"pgbouncer-{name}", node, port)
             cmd = [PGBOUNCER, *(["-u", "postgres"] if os.geteuid() == 0 else []), str(conf)]
-            self.bouncers.append(subprocess.Popen(cmd, cwd=conf.parent, start_new_session=True,
-                                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        for port in self.topo.bouncer_ports:
-            self._wait_bouncer(port)
+            with (self.home / f"pgbouncer-{name}.stderr").open("wb") as err:  # what it says before its log opens
+                self.bouncers.append(subprocess.Popen(cmd, cwd=conf.parent, start_new_session=True,
+                                                      stdout=subprocess.DEVNULL, stderr=err))
+        for name, proc, port in zip(("primary", "replica"), self.bouncers, self.topo.bouncer_ports, strict=True):
+            self._wait_bouncer(name, proc, port)
 
     def write_bouncer_config(self, home: Path, node: LocalCluster, port: int) -> Path:
         """pgbouncer.ini and its auth_file (the cluster's roles and passwords, mode 0600, owned by the user
@@ -167,15 +168,22 @@ class Cluster:
                 os.chown(path, pg.pw_uid, pg.pw_gid)
         return conf
 
-    def _wait_bouncer(self, port: int, timeout: float = 10.0) -> None:
+    def _wait_bouncer(self, name: str, proc: subprocess.Popen[bytes], port: int, timeout: float = 10.0) -> None:
+        """Until the PgBouncer listens; if it exits or stays silent, the error quotes what it said."""
         import socket
 
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"PgBouncer on {port} did not listen within {timeout:.0f} s (log in {self.home})")
+            if proc.poll() is not None or time.monotonic() > deadline:
+                said = []
+                for path in (self.home / f"pgbouncer-{name}.stderr", self.home / f"pgbouncer-{name}" / "pgbouncer.log"):
+                    with contextlib.suppress(OSError):
+                        said += path.read_text(errors="replace").splitlines()[-5:]
+                state = f"exited with {proc.returncode}" if proc.returncode is not None else \
+                    f"did not listen within {timeout:.0f} s"
+                raise RuntimeError(f"PgBouncer ({name}) on {port} {state}: " + (" | ".join(said) or "it said nothing"))
             time.sleep(0.1)
 
     def env(self) -> dict[str, str]:
