@@ -68,18 +68,7 @@ def staleness(cluster: Cluster, primary_url: str, path: str) -> float:
     if "ETag" not in first.headers:
         raise RuntimeError(f"{path}: {first.status_code} without ETag: {first.text[:300]}")
     old = first.headers["ETag"]
-    stop = threading.Event()
-    versions = cluster.replica_versions()
-
-    def supervise() -> None:
-        nonlocal versions
-        while not stop.is_set():
-            versions = cluster.follow_versions(versions)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=supervise, daemon=True)
-    thread.start()
-    try:
+    with cluster.following_versions():
         conn = psycopg2.connect(primary_url)
         with conn, conn.cursor() as cur:
             cur.execute("UPDATE meta.datasets SET data_version = data_version + 1 WHERE table_name = %s",
@@ -91,9 +80,6 @@ def staleness(cluster: Cluster, primary_url: str, path: str) -> float:
                 return float("inf")
             time.sleep(0.01)
         return time.monotonic() - t0
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 def fault_run(cluster: Cluster, workdir: Path, seconds: float, connections: int, paths: list[str]) -> dict[str, Any]:

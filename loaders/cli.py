@@ -199,9 +199,6 @@ def main(argv: list[str] | None = None) -> int:
                             attribution=args.attribution, max_rows=args.max_rows, **trust)
         elif args.cmd == "readings":
             res = load_readings(dsn, args.file, args.format, args.encoding, args.max_rows)
-            from loaders.surfaces.build import build_all  # surfaces follow their readings (unchanged ones skipped)
-
-            build_all(dsn)
         else:
             from loaders.datasets import facilities
 
@@ -225,6 +222,24 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
     print(f"{res.table}: {res.rows:,} rows (set aside {len(res.rejects) or res.skipped}, geometries repaired "
           f"{res.repaired}, data_version {res.data_version})")
+    if args.cmd == "readings":
+        return _rebuild_surfaces(dsn)
+    return 0
+
+
+def _rebuild_surfaces(dsn: str) -> int:
+    """Surfaces follow their readings (collections whose readings did not change are skipped)."""
+    from loaders.surfaces.build import build_all
+
+    try:
+        built = build_all(dsn)
+    except (LoadError, ValueError) as exc:
+        print(f"error: the readings are stored, but their surfaces were not rebuilt: {exc} "
+              "(the old surfaces are still served; retry with ./run load surfaces)", file=sys.stderr)
+        return 1
+    for cid, n in built.items():
+        if n:
+            print(f"surfaces {cid}: {n}")
     return 0
 
 

@@ -28,6 +28,7 @@ from scipy.sparse.csgraph import connected_components
 from shapely.ops import substring
 
 from core.config import NetworkConfig, NoDatabase, database_url, load_config
+from loaders import network_store
 from loaders.core import Column, Meta, RowStats, SourceFile, TableSpec
 from loaders.errors import LoadError
 from loaders.network_store import unchanged, write_network
@@ -43,24 +44,17 @@ IArray = npt.NDArray[np.int64]
 
 
 def edge_spec(name: str) -> TableSpec:
-    """network.<name>_edges: the OSM loader's routing columns plus the KAIS road attributes."""
-    return TableSpec(f"network.{name}_edges", [
-        Column("id", "bigint", "edge id"), Column("source", "bigint", "from node"),
-        Column("target", "bigint", "to node"), Column("length_m", "double precision", "length (m)"),
-        Column("walk_s", "double precision", "walking time (s), NULL where pedestrians may not pass"),
-        Column("bike_s", "double precision", "cycling time (s), NULL where bicycles may not pass"),
-        Column("car_s", "double precision", "driving time source->target (s), NULL where forbidden"),
-        Column("car_reverse_s", "double precision", "driving time target->source (s): no one-way data, = car_s"),
+    """network.<name>_edges: the shared routing columns plus the KAIS road attributes."""
+    return network_store.edge_spec(name, "node id", "no one-way data, = car_s", [
         Column("road_class", "smallint", "도로위계 ROA_CLS_SE (1 고속도로, 2 대로, 3 로, 4 길)"),
         Column("road_width_m", "double precision", "도로폭 ROAD_BT (m; 0 unknown)"),
         Column("name", "text", "도로명 RN"), Column("rn_cd", "text", "도로명코드 RN_CD"),
-        Column("rds_man_no", "bigint", "도로구간일련번호 RDS_MAN_NO"),
-    ], "LineString", indexes=["source", "target"])
+        Column("rds_man_no", "bigint", "도로구간일련번호 RDS_MAN_NO")])
 
 
 def node_spec(name: str) -> TableSpec:
     """network.<name>_nodes."""
-    return TableSpec(f"network.{name}_nodes", [Column("id", "bigint", "node id")], "Point")
+    return network_store.node_spec(name, "node id")
 
 
 @dataclass

@@ -8,8 +8,38 @@ from typing import Any
 
 from psycopg2 import sql
 
-from loaders.core import Meta, RowStats, SourceFile, TableSpec, _copy_rows, _swap, catalog_entry, connect, prepare
+from loaders.core import (
+    Column,
+    Meta,
+    RowStats,
+    SourceFile,
+    TableSpec,
+    _copy_rows,
+    _swap,
+    catalog_entry,
+    connect,
+    prepare,
+)
 from loaders.errors import LoadError
+
+
+def edge_spec(name: str, node_id: str, car_reverse: str, attributes: list[Column]) -> TableSpec:
+    """network.<name>_edges: the routing columns every network format shares (what processes.network reads), then
+    the format's own attributes. `node_id` says what a node id is, `car_reverse` where reverse driving comes from."""
+    return TableSpec(f"network.{name}_edges", [
+        Column("id", "bigint", "edge id"), Column("source", "bigint", f"from node ({node_id})"),
+        Column("target", "bigint", f"to node ({node_id})"), Column("length_m", "double precision", "length (m)"),
+        Column("walk_s", "double precision", "walking time (s), NULL where pedestrians may not pass"),
+        Column("bike_s", "double precision", "cycling time (s), NULL where bicycles may not pass"),
+        Column("car_s", "double precision", "driving time source->target (s), NULL where forbidden"),
+        Column("car_reverse_s", "double precision", f"driving time target->source (s): {car_reverse}"),
+        *attributes,
+    ], "LineString", indexes=["source", "target"])
+
+
+def node_spec(name: str, node_id: str) -> TableSpec:
+    """network.<name>_nodes."""
+    return TableSpec(f"network.{name}_nodes", [Column("id", "bigint", node_id)], "Point")
 
 
 def unchanged(dsn: str, table: str, hashes: Mapping[str, str]) -> int | None:

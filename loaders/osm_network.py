@@ -24,6 +24,7 @@ from typing import Any
 from pyproj import Transformer
 
 from core.config import NoDatabase, database_url, load_config
+from loaders import network_store
 from loaders.core import (
     Column,
     Meta,
@@ -72,22 +73,15 @@ class Way:
 
 
 def edge_spec(name: str) -> TableSpec:
-    """network.<name>_edges."""
-    return TableSpec(f"network.{name}_edges", [
-        Column("id", "bigint", "edge id"), Column("source", "bigint", "from node (OSM node id)"),
-        Column("target", "bigint", "to node (OSM node id)"), Column("length_m", "double precision", "length (m)"),
-        Column("walk_s", "double precision", "walking time (s), NULL where pedestrians may not pass"),
-        Column("bike_s", "double precision", "cycling time (s), NULL where bicycles may not pass"),
-        Column("car_s", "double precision", "driving time source->target (s), NULL where forbidden"),
-        Column("car_reverse_s", "double precision", "driving time target->source (s), NULL where forbidden"),
+    """network.<name>_edges: the shared routing columns plus the OSM way's."""
+    return network_store.edge_spec(name, "OSM node id", "NULL where forbidden", [
         Column("highway", "text", "OSM highway"), Column("osm_way_id", "bigint", "OSM way id"),
-        Column("name", "text", "name"),
-    ], "LineString", indexes=["source", "target"])
+        Column("name", "text", "name")])
 
 
 def node_spec(name: str) -> TableSpec:
     """network.<name>_nodes."""
-    return TableSpec(f"network.{name}_nodes", [Column("id", "bigint", "OSM node id")], "Point")
+    return network_store.node_spec(name, "OSM node id")
 
 
 def read_overpass(path: Path) -> tuple[dict[int, tuple[float, float]], list[Way]]:

@@ -30,7 +30,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -343,6 +345,27 @@ class Cluster:
                 return {str(t): int(v) for t, v in cur.fetchall()}
         finally:
             conn.close()
+
+    @contextlib.contextmanager
+    def following_versions(self, interval_s: float = 0.05) -> Iterator[None]:
+        """The epoch loop of `./run cluster` in a thread while the block runs (tests, benchmarks). The versions it
+        starts from are read before the block, so a reload made inside it is always seen as new."""
+        versions = self.replica_versions()
+        stop = threading.Event()
+
+        def loop() -> None:
+            nonlocal versions
+            while not stop.is_set():
+                versions = self.follow_versions(versions)
+                stop.wait(interval_s)
+
+        thread = threading.Thread(target=loop, name="epoch-loop", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(5)
 
     def follow_versions(self, versions: dict[str, int]) -> dict[str, int]:
         """One step of the epoch loop: on new replica versions, wait for the instances to see them, then point

@@ -7,42 +7,22 @@ that report against the features API.  Nothing may be requested from another hos
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from browser_helpers import ARTIFACTS, run_script
 
 from server.app import close_app
-from server.assets import assets_dir, ensure_assets
 
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CITY_HALL = (127.2890, 36.4800)
 
 
 @pytest.fixture(scope="session")
 def report(live_server: str) -> dict[str, Any]:
     """Run the browser script once for the whole module."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: apt-get install -y --no-install-recommends chromium")
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node not found: the browser tests drive Chromium with playwright-core from node")
-    ensure_assets(REPO)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run([node, str(REPO / "tests" / "browser" / "run.mjs"), live_server, str(ARTIFACTS),
-                          str(assets_dir(REPO))], capture_output=True, text=True, timeout=600, check=False)
-    (ARTIFACTS / "browser-report.json").write_text(res.stdout)
-    assert res.returncode == 0, res.stderr[-3000:]
-    doc: dict[str, Any] = json.loads(res.stdout)
-    assert "error" not in doc, doc["error"]
-    return doc
+    return run_script("run.mjs", live_server, "browser-report.json", timeout=600)
 
 
 def _api(base: str, path: str, **params: Any) -> Any:
@@ -234,10 +214,6 @@ def signin_report(dsn: str, loaded: dict[str, int], oidc_provider: Any) -> dict[
     from core.config import AuthConfig, load_config
     from server.app import create_app
 
-    node = shutil.which("node")
-    if node is None or not Path(CHROMIUM).exists():
-        pytest.fail("node and Chromium are needed for the browser tests")
-    ensure_assets(REPO)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = int(s.getsockname()[1])
@@ -253,19 +229,12 @@ def signin_report(dsn: str, loaded: dict[str, int], oidc_provider: Any) -> dict[
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:
-        res = subprocess.run([node, str(REPO / "tests" / "browser" / "signin.mjs"), base, str(ARTIFACTS),
-                              str(assets_dir(REPO)), SIGNIN_SUBJECT],
-                             capture_output=True, text=True, timeout=180, check=False)
+        doc = run_script("signin.mjs", base, "browser-signin-report.json", SIGNIN_SUBJECT, timeout=180)
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
         close_app(app)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "browser-signin-report.json").write_text(res.stdout)
-    assert res.returncode == 0, res.stderr[-3000:]
-    doc: dict[str, Any] = json.loads(res.stdout)
-    assert "error" not in doc, doc["error"]
     doc["base"], doc["issuer"] = base, oidc_provider.issuer
     return doc
 

@@ -9,6 +9,7 @@ and written in AirKorea's 최종확정 layout (지역, 망, 측정소코드, 측
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import file_helpers
 import morecantile
 import numpy as np
 import openpyxl
@@ -69,12 +71,8 @@ def final_rows() -> list[list[str]]:
 
 
 def write_csv(path: Path, rows: list[list[str]], header: list[str] = HEADER, encoding: str = "cp949") -> Path:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    path.write_bytes(buf.getvalue().encode(encoding))
-    return path
+    """A 최종확정 CSV as AirKorea gives it (CP949, CRLF)."""
+    return file_helpers.write_csv(path, header, rows, encoding)
 
 
 def write_xlsx(path: Path, rows: list[list[str]]) -> Path:
@@ -118,16 +116,34 @@ def catalog(dsn: str) -> tuple[int, int]:
     return int(count), int(version)
 
 
+@contextlib.contextmanager
+def readings_restored(dsn: str) -> Iterator[None]:
+    """On leaving: the 최종확정 readings loaded inside deleted, hourly surfaces dropped, the catalog's sources and row
+    count as they were."""
+    before = query(dsn, "SELECT sources::text, rows_loaded FROM meta.datasets WHERE table_name = %s", (TABLE,))
+    try:
+        yield
+    finally:
+        query(dsn, f"DELETE FROM {TABLE} WHERE source LIKE 'airkorea-final:%%'")
+        query(dsn, "DELETE FROM meta.surfaces WHERE period = 'hour'")
+        query(dsn, "UPDATE meta.datasets SET sources = %s::jsonb, rows_loaded = %s WHERE table_name = %s",
+              (before[0][0], before[0][1], TABLE))
+        air_quality_tables.ensure_views(dsn)
+
+
+def build_hourly(dsn: str, folder: Path, hours: int = 3) -> int:
+    """Load the made 최종확정 file and build the newest `hours` PM10 hours for Seoul (IDW) into `folder`."""
+    load_readings(dsn, [write_csv(folder / "hours.csv", final_rows())])
+    cfg = load_config().surfaces.model_copy(update={"directory": str(folder / "cogs"), "recent_hours": hours,
+                                                    "method": "idw", "methods": ["idw", "nearest"]})
+    return build_collection(dsn, cfg, "seoul", "pm10", period="hour")
+
+
 @pytest.fixture()
 def restore(dsn: str, loaded: dict[str, int]) -> Iterator[None]:
     """Delete the readings these tests load and restore the catalog's sources and row count."""
-    before = query(dsn, "SELECT sources::text, rows_loaded FROM meta.datasets WHERE table_name = %s", (TABLE,))
-    yield
-    query(dsn, f"DELETE FROM {TABLE} WHERE source LIKE 'airkorea-final:%%'")
-    query(dsn, "DELETE FROM meta.surfaces WHERE period = 'hour'")
-    query(dsn, "UPDATE meta.datasets SET sources = %s::jsonb, rows_loaded = %s WHERE table_name = %s",
-          (before[0][0], before[0][1], TABLE))
-    air_quality_tables.ensure_views(dsn)
+    with readings_restored(dsn):
+        yield
 
 
 def test_cp949_csv_is_stored_hour_by_hour(dsn: str, restore: None, tmp_path: Path) -> None:
@@ -240,11 +256,8 @@ def hour_stations(dsn: str, when: datetime) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def test_hourly_surfaces_are_built_and_served_by_hour(dsn: str, restore: None, tmp_path: Path, client: Any) -> None:
-    load_readings(dsn, [write_csv(tmp_path / "hours.csv", final_rows())])
-    base = load_config().surfaces
-    cfg = base.model_copy(update={"directory": str(tmp_path / "cogs"), "recent_hours": 3, "method": "idw",
-                                  "methods": ["idw", "nearest"]})
-    assert build_collection(dsn, cfg, "seoul", "pm10", period="hour") == 3
+    assert build_hourly(dsn, tmp_path) == 3
+    cfg = load_config().surfaces.model_copy(update={"directory": str(tmp_path / "cogs"), "recent_hours": 3})
     assert build_collection(dsn, cfg, "sejong", "pm10", period="hour") == 0  # no Sejong readings: nothing
     rows = query(dsn, "SELECT valid_at, period, method, stations, path FROM meta.surfaces "
                       "WHERE collection_id = 'pm10_seoul_hourly' ORDER BY valid_at")
@@ -286,6 +299,21 @@ def test_hourly_surfaces_are_built_and_served_by_hour(dsn: str, restore: None, t
     first, second = (client.get(url + h.isoformat().replace("+", "%2B")) for h in hours[:2])
     assert first.status_code == second.status_code == 200 and first.mimetype == "image/png"
     assert first.data != second.data
+
+
+def test_run_load_readings_rebuilds_the_surfaces(dsn: str, restore: None, tmp_path: Path) -> None:
+    """`./run load readings FILE` stores the readings, then builds the hourly surfaces they make possible."""
+    path = write_csv(tmp_path / "final.csv", final_rows())
+    env = dict(os.environ, DATABASE_URL=dsn)
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "load", "readings", str(path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    hours = load_config().surfaces.recent_hours
+    assert f"surfaces pm10_seoul_hourly: {hours}" in proc.stdout.splitlines(), proc.stdout
+    rows = query(dsn, "SELECT min(valid_at), max(valid_at), count(*) FROM meta.surfaces "
+                      "WHERE collection_id = 'pm10_seoul_hourly'")
+    newest = datetime(2022, 3, 3, 0, tzinfo=KST)  # 2022030224 in the file
+    assert rows == [(newest - timedelta(hours=hours - 1), newest, hours)]
 
 
 def test_run_load_surfaces(dsn: str, loaded: dict[str, int]) -> None:

@@ -14,6 +14,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import file_helpers
 import numpy as np
 import pyogrio
 import pytest
@@ -76,10 +77,8 @@ def csv_text(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]], encoding: str) -> Path:
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows([header, *rows])
-    path.write_bytes(buf.getvalue().encode(encoding))
-    return path
+    """The trust tests' CSVs: LF lines."""
+    return file_helpers.write_csv(path, header, rows, encoding, newline="\n")
 
 
 # ---------------------------------------------------------------- 1. encoding by content

@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 from db_helpers import drop_test_tables, query
+from file_helpers import write_csv
 
 from core.config import ConfigError, load_config
 from loaders.core import BadRows
@@ -49,15 +50,6 @@ def sejong_bikes() -> tuple[list[str], list[dict[str, str]]]:
     text, _ = decode_file(BIKE)
     reader = csv.DictReader(io.StringIO(text))
     return list(reader.fieldnames or []), [r for r in reader if r["제공기관명"] == "세종특별자치시"]
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[str]], encoding: str = "utf-8") -> Path:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(header)
-    w.writerows(rows)
-    path.write_bytes(buf.getvalue().encode(encoding))
-    return path
 
 
 def test_csv_columns_typed_by_content(db: str) -> None:

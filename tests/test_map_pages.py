@@ -6,35 +6,19 @@ size and reports what it measured; the landing page is checked on its HTML from 
 
 from __future__ import annotations
 
-import json
 import re
-import shutil
-import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from test_browser import ARTIFACTS, CHROMIUM, REPO
-
-from server.assets import assets_dir, ensure_assets
+from browser_helpers import run_script
 
 
 @pytest.fixture(scope="module")
 def pages(live_server: str) -> dict[str, Any]:
     """Run the browser script once for the module."""
-    node = shutil.which("node")
-    if node is None or not Path(CHROMIUM).exists():
-        pytest.fail("node and Chromium are needed: apt-get install -y --no-install-recommends chromium nodejs")
-    ensure_assets(REPO)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run([node, str(REPO / "tests" / "browser" / "map_pages.mjs"), live_server, str(ARTIFACTS),
-                          str(assets_dir(REPO))], capture_output=True, text=True, timeout=240, check=False)
-    (ARTIFACTS / "map-pages-report.json").write_text(res.stdout)
-    assert res.returncode == 0, res.stderr[-3000:]
-    doc: dict[str, Any] = json.loads(res.stdout)
-    assert "error" not in doc, doc["error"]
+    doc = run_script("map_pages.mjs", live_server, "map-pages-report.json", timeout=240)
     assert not doc["pageErrors"], doc["pageErrors"]
     return doc
 

@@ -89,18 +89,7 @@ def test_pmtiles_are_served_with_range_requests(cluster: Cluster) -> None:
 def test_a_reload_reaches_every_tier_within_the_limit(cluster: Cluster, dsn: str) -> None:
     base = cluster.topo.public_url
     old = requests.get(base + TILE, timeout=10).headers["ETag"]
-    stop = threading.Event()
-    versions = cluster.replica_versions()
-
-    def supervise() -> None:  # what `./run cluster` runs
-        nonlocal versions
-        while not stop.is_set():
-            versions = cluster.follow_versions(versions)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=supervise, daemon=True)
-    thread.start()
-    try:
+    with cluster.following_versions():  # what `./run cluster` runs
         conn = psycopg2.connect(dsn)
         with conn, conn.cursor() as cur:
             cur.execute("UPDATE meta.datasets SET data_version = data_version + 1 "
@@ -113,9 +102,6 @@ def test_a_reload_reaches_every_tier_within_the_limit(cluster: Cluster, dsn: str
         for port in cluster.topo.instance_ports:  # and every instance serves the same new tile
             assert requests.get(f"http://127.0.0.1:{port}{TILE}", timeout=10).headers["ETag"] != old
         print(f"staleness after a reload through the cache tier: {staleness * 1000:.0f} ms")
-    finally:
-        stop.set()
-        thread.join(5)
 
 
 def test_an_instance_killed_under_load_does_not_stop_the_service(cluster: Cluster) -> None:

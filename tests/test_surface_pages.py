@@ -6,19 +6,18 @@ tests/browser/surface_pages.mjs drives headless Debian Chromium on the live serv
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
+from browser_helpers import run_script
 from db_helpers import query
-from test_browser import ARTIFACTS, CHROMIUM, REPO
-
-from server.assets import assets_dir, ensure_assets
+from process_helpers import wait_for
+from test_hourly_surfaces import build_hourly, readings_restored
 
 COLLECTION = "pm10_seoul"
+HOURLY = "pm10_seoul_hourly"
 SEOUL_CITY_HALL = (126.9780, 37.5665)
 OGC = "http://www.opengis.net/def/rel/ogc/1.0/"
 
@@ -85,19 +84,8 @@ def test_position_gives_estimate_and_station(client: Any) -> None:
 @pytest.fixture(scope="module")
 def pages(live_server: str) -> dict[str, Any]:
     """Run the browser script once for the module."""
-    node = shutil.which("node")
-    if node is None or not Path(CHROMIUM).exists():
-        pytest.fail("node and Chromium are needed: apt-get install -y --no-install-recommends chromium nodejs")
-    ensure_assets(REPO)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     lon, lat = SEOUL_CITY_HALL
-    res = subprocess.run([node, str(REPO / "tests" / "browser" / "surface_pages.mjs"), live_server, str(ARTIFACTS),
-                          str(assets_dir(REPO)), COLLECTION, str(lon), str(lat)],
-                         capture_output=True, text=True, timeout=300, check=False)
-    (ARTIFACTS / "surface-pages-report.json").write_text(res.stdout)
-    assert res.returncode == 0, res.stderr[-3000:]
-    doc: dict[str, Any] = json.loads(res.stdout)
-    assert "error" not in doc, doc["error"]
+    doc = run_script("surface_pages.mjs", live_server, "surface-pages-report.json", COLLECTION, str(lon), str(lat))
     assert not doc["pageErrors"], doc["pageErrors"]
     assert not doc["offsite"], doc["offsite"]
     return doc
@@ -143,3 +131,26 @@ def test_citizen_shows_the_estimate_beside_the_station(pages: dict[str, Any], cl
     assert entry["estimate"].startswith(f"추정값 {p['estimate']:g} ") and p["grade"] in entry["estimate"]
     station = p["nearest_station"]
     assert entry["measured"].startswith(f"측정값: {station['name']} {station['value']:g} "), entry
+
+
+@pytest.fixture(scope="module")
+def hourly_pages(live_server: str, dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The same script on an hourly surface: three hours of 최종확정 readings (made from the real Seoul file) built
+    as pm10_seoul_hourly; readings and hourly surfaces removed afterwards."""
+    with readings_restored(dsn):
+        assert build_hourly(dsn, tmp_path_factory.mktemp("hourly")) == 3
+        wait_for(lambda: requests.get(f"{live_server}/collections/{HOURLY}?f=json", timeout=10).status_code,
+                 lambda status: status == 200, 15, f"the live server listing {HOURLY}")
+        lon, lat = SEOUL_CITY_HALL
+        yield run_script("surface_pages.mjs", live_server, "surface-hourly-report.json", HOURLY, str(lon), str(lat))
+
+
+def test_map_hour_slider_steps_through_hours(hourly_pages: dict[str, Any]) -> None:
+    m = hourly_pages["map"]
+    assert not hourly_pages["pageErrors"], hourly_pages["pageErrors"]
+    assert m["visibleAfter"] == "visible" and m["slider"] == {"min": "0", "max": "2", "value": "2"}, m
+    assert "2022-03-03 00:00 (KST)" in m["label"], m["label"]  # the newest hour, 24시 of 03-02 in the file
+    assert m["day"] == "2022-03-02T22:00:00+09:00" and "2022-03-02 22:00 (KST)" in m["labelAfter"], m
+    assert m["tilesAfterSlide"], m
+    assert all("datetime=2022-03-02T22%3A00%3A00%2B09%3A00" in t["url"] and t["status"] == 200
+               and t["type"].startswith("image/png") for t in m["tilesAfterSlide"]), m["tilesAfterSlide"]
