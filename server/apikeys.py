@@ -23,7 +23,7 @@ import psycopg2
 import psycopg2.extensions
 from psycopg2 import sql
 
-from core import schema
+from core import pgconnect, schema
 from core.db import Database
 
 LOGGER = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def create_key(dsn: str, name: str, roles: list[str], expires_at: datetime | Non
     roles = check_roles(roles)
     schema.migrate(dsn)
     key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
-    conn = psycopg2.connect(dsn)
+    conn = pgconnect.connect(dsn)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql.SQL("INSERT INTO {} (key_id, name, secret_sha256, roles, expires_at) "
@@ -101,7 +101,7 @@ def create_key(dsn: str, name: str, roles: list[str], expires_at: datetime | Non
 def list_keys(dsn: str) -> list[ApiKey]:
     """Every stored key, newest first."""
     schema.migrate(dsn)
-    conn = psycopg2.connect(dsn)
+    conn = pgconnect.connect(dsn)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql.SQL("SELECT {} FROM {} ORDER BY created_at DESC, key_id").format(_COLUMNS, _TABLE))
@@ -115,7 +115,7 @@ def revoke_key(dsn: str, key_id: str) -> bool:
     parsed = parse(key_id)
     key_id = parsed[0] if parsed else key_id.removeprefix(PREFIX)
     schema.migrate(dsn)
-    conn = psycopg2.connect(dsn)
+    conn = pgconnect.connect(dsn)
     try:
         with conn, conn.cursor() as cur:
             cur.execute(sql.SQL("UPDATE {} SET revoked_at = now() WHERE key_id = %s AND revoked_at IS NULL")
@@ -189,7 +189,7 @@ class KeyStore:
         while not self._stop.is_set():
             conn = None
             try:
-                conn = psycopg2.connect(self.db.dsn, application_name="sejong-mapserver-api-keys")
+                conn = pgconnect.connect(self.db.dsn, application_name="sejong-mapserver-api-keys")
                 conn.autocommit = True
                 with conn.cursor() as cur:
                     cur.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))

@@ -139,18 +139,23 @@ class Cluster:
             load_bundled(self.primary.url, only=only)
         self.replica = self.primary.replica(self.home / "pg-replica" / "data", self.topo.replica_port)
 
+    BOUNCERS = ("primary", "replica")  # one PgBouncer in front of each node, in this order
+
     def start_bouncers(self) -> None:
         """One PgBouncer (session pooling, scram) in front of each database node."""
+        self.bouncers = [self._spawn_bouncer(i) for i in range(len(self.BOUNCERS))]
+        for i in range(len(self.BOUNCERS)):
+            self._wait_bouncer(i)
+
+    def _spawn_bouncer(self, i: int) -> subprocess.Popen[bytes]:
+        """The PgBouncer in front of node i (0 the primary, 1 the replica), with its config written afresh."""
         assert self.replica is not None
-        for name, node, port in (("primary", self.primary, self.topo.bouncer_ports[0]),
-                                 ("replica", self.replica, self.topo.bouncer_ports[1])):
-            conf = self.write_bouncer_config(self.home / f"pgbouncer-{name}", node, port)
-            cmd = [PGBOUNCER, *(["-u", "postgres"] if os.geteuid() == 0 else []), str(conf)]
-            with (self.home / f"pgbouncer-{name}.stderr").open("wb") as err:  # what it says before its log opens
-                self.bouncers.append(subprocess.Popen(cmd, cwd=conf.parent, start_new_session=True,
-                                                      stdout=subprocess.DEVNULL, stderr=err))
-        for name, proc, port in zip(("primary", "replica"), self.bouncers, self.topo.bouncer_ports, strict=True):
-            self._wait_bouncer(name, proc, port)
+        name, node, port = self.BOUNCERS[i], (self.primary, self.replica)[i], self.topo.bouncer_ports[i]
+        conf = self.write_bouncer_config(self.home / f"pgbouncer-{name}", node, port)
+        cmd = [PGBOUNCER, *(["-u", "postgres"] if os.geteuid() == 0 else []), str(conf)]
+        with (self.home / f"pgbouncer-{name}.stderr").open("wb") as err:  # what it says before its log opens
+            return subprocess.Popen(cmd, cwd=conf.parent, start_new_session=True, stdout=subprocess.DEVNULL,
+                                    stderr=err)
 
     def write_bouncer_config(self, home: Path, node: LocalCluster, port: int) -> Path:
         """pgbouncer.ini and its auth_file (the cluster's roles and passwords, mode 0600, owned by the user
@@ -170,10 +175,11 @@ class Cluster:
                 os.chown(path, pg.pw_uid, pg.pw_gid)
         return conf
 
-    def _wait_bouncer(self, name: str, proc: subprocess.Popen[bytes], port: int, timeout: float = 10.0) -> None:
-        """Until the PgBouncer listens; if it exits or stays silent, the error quotes what it said."""
+    def _wait_bouncer(self, i: int, timeout: float = 10.0) -> None:
+        """Until PgBouncer i listens; if it exits or stays silent, the error quotes what it said."""
         import socket
 
+        name, proc, port = self.BOUNCERS[i], self.bouncers[i], self.topo.bouncer_ports[i]
         deadline = time.monotonic() + timeout
         while True:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
@@ -414,6 +420,30 @@ class Cluster:
         self.start_nginx()
         self.wait_ready(self.topo.public_url + "/health")
 
+    def restart_dead(self) -> list[str]:
+        """One turn of the supervisor: start again every process of the topology that exited (instances, bouncers,
+        HAProxy, nginx); what was restarted. The balancer skips a dead instance meanwhile; while a bouncer is down,
+        reads fall back to the other node and the multi-host URL skips it."""
+        restarted = []
+        for port, proc in list(self.instances.items()):
+            if proc.poll() is not None:
+                LOGGER.warning("instance %d exited (%s); restarting it", port, proc.returncode)
+                self.start_instance(port)
+                restarted.append(f"instance {port}")
+        for i, proc in enumerate(self.bouncers):
+            if proc.poll() is not None:
+                LOGGER.warning("PgBouncer (%s) exited (%s); restarting it", self.BOUNCERS[i], proc.returncode)
+                self.bouncers[i] = self._spawn_bouncer(i)
+                self._wait_bouncer(i)
+                restarted.append(f"PgBouncer ({self.BOUNCERS[i]})")
+        fronts = (("HAProxy", self.haproxy, self.start_haproxy), ("nginx", self.nginx, self.start_nginx))
+        for name, front, start in fronts:
+            if front is not None and front.poll() is not None:
+                LOGGER.warning("%s exited (%s); restarting it", name, front.returncode)
+                start()
+                restarted.append(name)
+        return restarted
+
     def stop(self) -> None:
         """Stop nginx, HAProxy, the instances, the bouncers and both databases."""
         procs = [p for p in [self.nginx, self.haproxy, *self.instances.values(), *self.bouncers] if p is not None]
@@ -459,10 +489,7 @@ def main(argv: list[str]) -> int:
         versions: dict[str, int] = {}
         while True:
             versions = cluster.follow_versions(versions)
-            for port, proc in list(cluster.instances.items()):
-                if proc.poll() is not None:  # a supervisor restarts what died (the balancer skips it meanwhile)
-                    LOGGER.warning("instance %d exited (%s); restarting it", port, proc.returncode)
-                    cluster.start_instance(port)
+            cluster.restart_dead()
             time.sleep(EPOCH_POLL_S)
     except KeyboardInterrupt:
         return 0

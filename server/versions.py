@@ -18,6 +18,8 @@ from collections.abc import Callable
 import psycopg2
 import psycopg2.extensions
 
+from core import pgconnect
+
 LOGGER = logging.getLogger(__name__)
 CHANNEL = "sejong_data_version"
 CATCH_UP_POLL_S = 0.01  # how often the replica is read while it has not replayed a notified version yet
@@ -80,7 +82,7 @@ class VersionWatcher:
         while not self._stop.is_set():
             conn = None
             try:
-                conn = psycopg2.connect(self.listen_dsn, application_name="sejong-mapserver-versions")
+                conn = pgconnect.connect(self.listen_dsn, application_name="sejong-mapserver-versions")
                 conn.autocommit = True
                 with conn.cursor() as cur:
                     cur.execute(f"LISTEN {CHANNEL}")

@@ -247,3 +247,26 @@ def test_metrics_and_request_ids(cluster: Cluster) -> None:
     assert traced.headers["X-Request-Id"] == rid
     log = (cluster.home / f"instance-{port}.log").read_text(errors="replace")
     assert f'"rid": "{rid}"' in log
+
+
+def test_the_supervisor_restarts_haproxy_and_a_bouncer(cluster: Cluster) -> None:
+    """What `./run cluster` does each turn (Cluster.restart_dead): HAProxy and the replica's PgBouncer SIGKILLed are
+    started again, HAProxy sees both instances UP and the replica is reachable through its bouncer again."""
+    assert cluster.haproxy is not None and cluster.restart_dead() == []
+    for proc in (cluster.haproxy, cluster.bouncers[1]):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"http://{cluster.topo.haproxy_bind}/health", timeout=5)
+    assert sorted(cluster.restart_dead()) == ["HAProxy", "PgBouncer (replica)"]
+    cluster.wait_ready(f"http://{cluster.topo.haproxy_bind}/health")
+    ports = cluster.topo.instance_ports
+    wait_for(cluster.haproxy_status, lambda s: s == dict.fromkeys(ports, "UP"), 10, "both instances UP")
+    conn = psycopg2.connect(cluster.env()["DATABASE_REPLICA_URL"], connect_timeout=5)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT inet_server_port(), pg_is_in_recovery()")
+            assert cur.fetchone() == (cluster.topo.replica_port, True)
+    finally:
+        conn.close()
+    assert cluster.restart_dead() == []
