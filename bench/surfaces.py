@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -111,19 +112,18 @@ GRADE_COLORMAP = [[[0, 30.0001], [30, 111, 217, 170]], [[30.0001, 80.0001], [46,
                   [[80.0001, 150.0001], [242, 146, 0, 170]], [[150.0001, 10000], [215, 38, 30, 170]]]
 
 
-_SESSION: Any = None
+@functools.cache
+def _session() -> Any:
+    """One kept-alive HTTP client for every peer, so connection set-up is counted for no one."""
+    import requests
+
+    return requests.Session()
 
 
 def _timed_get(url: str, params: dict[str, str] | None = None) -> float:
-    """Milliseconds of one GET over a kept-alive connection (the same client for every peer, so connection set-up
-    is not counted for anyone)."""
-    global _SESSION
-    import requests
-
-    if _SESSION is None:
-        _SESSION = requests.Session()
+    """Milliseconds of one GET over the kept-alive client."""
     t = time.perf_counter()
-    r = _SESSION.get(url, params=params, timeout=60)
+    r = _session().get(url, params=params, timeout=60)
     elapsed = time.perf_counter() - t
     if r.status_code != 200:
         raise RuntimeError(f"{url} answered {r.status_code}: {r.text[:200]}")

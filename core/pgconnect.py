@@ -28,10 +28,11 @@ _lock = threading.Lock()
 def connect(dsn: str, options: str = "", **kwargs: Any) -> psycopg2.extensions.connection:
     """A connection with the `-c name=value` settings of options in force for its whole session; for a multi-host
     URL, to the first host that answers a query and is what `target_session_attrs` asks for."""
-    hosts = single_hosts(dsn)
-    if len(hosts) < 2:
+    params = psycopg2.extensions.parse_dsn(dsn)
+    hosts = _single_hosts(params)
+    if not hosts:
         return _connect(dsn, options, **kwargs)
-    wanted = psycopg2.extensions.parse_dsn(dsn).get("target_session_attrs", "any")
+    wanted = params.get("target_session_attrs", "any")
     failures = []
     for label, one in hosts:
         try:
@@ -57,13 +58,12 @@ def connect(dsn: str, options: str = "", **kwargs: Any) -> psycopg2.extensions.c
     raise psycopg2.OperationalError(f"no host of the URL is usable ({wanted}): " + "; ".join(failures))
 
 
-def single_hosts(dsn: str) -> list[tuple[str, str]]:
-    """(host:port, a DSN of that host alone) for each host of a multi-host DSN (one entry for a single host)."""
-    params = psycopg2.extensions.parse_dsn(dsn)
+def _single_hosts(params: dict[str, str]) -> list[tuple[str, str]]:
+    """(host:port, a DSN of that host alone) for each host of a multi-host DSN's parameters; [] for one host."""
     hosts = params.get("host", "").split(",")
-    ports = params.get("port", "").split(",")
     if len(hosts) < 2:
-        return [(f"{params.get('host', '')}:{params.get('port', '')}", dsn)]
+        return []
+    ports = params.get("port", "").split(",")
     if len(ports) == 1:
         ports *= len(hosts)
     return [(f"{h}:{p}", psycopg2.extensions.make_dsn(**{**params, "host": h, **({"port": p} if p else {})}))

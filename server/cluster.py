@@ -77,8 +77,9 @@ class Topology:
 
     @property
     def server_maxconn(self) -> int:
-        """Requests HAProxy sends one instance at once: one fewer than its threads, so a thread is always free for
-        /health (more requests wait in HAProxy's queue, not in the instance, and checks never queue behind them)."""
+        """Requests HAProxy sends one instance at once: one fewer than its threads, so a thread is free for /health
+        (more requests wait in HAProxy's queue, not in the instance). Guaranteed with one worker, as the cluster runs
+        them; with several, the kernel may hand one worker more than its share."""
         return max(1, self.workers * self.threads - 1)
 
     @property
