@@ -233,7 +233,7 @@ def _rebuild_surfaces(dsn: str) -> int:
 
     try:
         built = build_all(dsn)
-    except (LoadError, ValueError) as exc:
+    except (LoadError, ValueError, OSError) as exc:  # OSError: the surfaces directory cannot be written
         print(f"error: the readings are stored, but their surfaces were not rebuilt: {exc} "
               "(the old surfaces are still served; retry with ./run load surfaces)", file=sys.stderr)
         return 1

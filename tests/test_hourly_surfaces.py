@@ -28,6 +28,7 @@ import numpy as np
 import openpyxl
 import pytest
 import rasterio
+import yaml
 from db_helpers import query
 from pyproj import Transformer
 from rasterio.io import MemoryFile
@@ -314,6 +315,29 @@ def test_run_load_readings_rebuilds_the_surfaces(dsn: str, restore: None, tmp_pa
                       "WHERE collection_id = 'pm10_seoul_hourly'")
     newest = datetime(2022, 3, 3, 0, tzinfo=KST)  # 2022030224 in the file
     assert rows == [(newest - timedelta(hours=hours - 1), newest, hours)]
+
+
+def test_a_failed_rebuild_keeps_the_readings_and_the_old_surfaces(dsn: str, restore: None, tmp_path: Path) -> None:
+    """The surfaces directory cannot be written: the readings are stored, the command says the surfaces were not
+    rebuilt (no traceback, not "nothing was changed"), and meta.surfaces is exactly as it was."""
+    raw = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
+    raw["data"]["dir"] = str(load_config().data.path())
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the surfaces directory should be")
+    raw["surfaces"]["directory"] = str(blocker)
+    config = tmp_path / "config.yml"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    surfaces_before = query(dsn, "SELECT collection_id, valid_at, path FROM meta.surfaces ORDER BY 1, 2")
+    rows, _ = catalog(dsn)
+    path = write_csv(tmp_path / "final.csv", final_rows())
+    env = dict(os.environ, DATABASE_URL=dsn, SEJONG_CONFIG=str(config))
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "load", "readings", str(path)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 1, proc.stdout
+    assert "the readings are stored, but their surfaces were not rebuilt" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and "nothing was changed" not in proc.stderr
+    assert catalog(dsn)[0] == rows + STATIONS * HOURS
+    assert query(dsn, "SELECT collection_id, valid_at, path FROM meta.surfaces ORDER BY 1, 2") == surfaces_before
 
 
 def test_run_load_surfaces(dsn: str, loaded: dict[str, int]) -> None:
